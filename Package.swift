@@ -1,0 +1,65 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependencies point down (see docs/ARCHITECTURE in ../shared/design/STYLE.md):
+// MailCore ← SMTP ← MailStore, MailQueue ← CellEngine ← postcell-engine.
+let package = Package(
+    name: "Postcell",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "postcell-engine", targets: ["PostcellEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // Foundations: addresses, replies, durable files, PROXY v2, password hashing.
+        .target(name: "MailCore", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+        ]),
+        // SMTP grammar, codec and the server session state machine, plus its thin NIO driver.
+        .target(name: "SMTP", dependencies: [
+            "MailCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The cell's store: SQLite index + immutable message files, quotas.
+        .target(name: "MailStore", dependencies: [
+            "MailCore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        // Durable outbound spool (delivery comes with the outbound issue).
+        .target(name: "MailQueue", dependencies: ["MailCore"]),
+        // Engine wiring: configuration, listeners, backends, reload, shutdown.
+        .target(name: "CellEngine", dependencies: [
+            "MailCore", "SMTP", "MailStore", "MailQueue",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "PostcellEngine", dependencies: [
+            "CellEngine", "MailCore", "MailStore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
+        .testTarget(name: "SMTPTests", dependencies: [
+            "SMTP", "MailCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
+        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "MailQueue", "MailCore"]),
+    ]
+)

@@ -1,0 +1,164 @@
+import Foundation
+import MailCore
+import SMTP
+
+/// The cell configuration file (docs/CELL-CONFIG.md), as decoded. Unknown
+/// keys are rejected so that a misspelt limit never goes unnoticed.
+public struct CellConfiguration: Codable, Sendable {
+    public struct User: Codable, Sendable {
+        public var address: String
+        public var password: String
+        public var quotaBytes: Int64?
+        public var addresses: [String]?
+    }
+    public struct Quota: Codable, Sendable {
+        public var cellBytes: Int64?
+        public var userBytes: Int64?
+    }
+    public struct Limits: Codable, Sendable {
+        public var maxMessageBytes: Int?
+        public var maxRecipients: Int?
+        public var maxCommandLineBytes: Int?
+        public var maxCommandsPerSession: Int?
+        public var maxErrorsPerSession: Int?
+        public var idleTimeoutSeconds: Int?
+        public var maxConnections: Int?
+        public var maxConnectionsPerIP: Int?
+    }
+    public struct Auth: Codable, Sendable {
+        public var maxFailuresPerIP: Int?
+        public var maxFailuresPerAccount: Int?
+        public var windowSeconds: Int?
+        public var lockoutSeconds: Int?
+    }
+    public struct TLS: Codable, Sendable {
+        public var certificate: String?
+        public var key: String?
+    }
+    public struct Listener: Codable, Sendable, Hashable {
+        public var name: String
+        public var role: SMTPRole
+        public var address: String?
+        public var path: String?
+        public var implicitTLS: Bool?
+        public var proxyProtocol: Bool?
+    }
+
+    public var hostname: String
+    public var dataDirectory: String?
+    public var domains: [String]
+    public var users: [User]?
+    public var aliases: [String: [String]]?
+    public var recipientDelimiter: String?
+    public var quota: Quota?
+    public var limits: Limits?
+    public var auth: Auth?
+    public var tls: TLS?
+    public var trustedProxies: [String]?
+    public var listeners: [Listener]
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public var description: String
+        init(_ d: String) { description = d }
+    }
+
+    /// Reads and checks a configuration file.
+    public static func load(path: String) throws -> CellConfiguration {
+        let bytes = try DurableFile.readAll(path)
+        try rejectUnknownKeys(bytes)
+        let config: CellConfiguration
+        do {
+            config = try JSONDecoder().decode(CellConfiguration.self, from: Data(bytes))
+        } catch let error as DecodingError {
+            throw Invalid("\(path): \(describe(error))")
+        }
+        try config.validate()
+        return config
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .keyNotFound(let key, let ctx): return "missing key \((ctx.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: "."))"
+        case .typeMismatch(_, let ctx), .valueNotFound(_, let ctx), .dataCorrupted(let ctx):
+            return "\(ctx.codingPath.map(\.stringValue).joined(separator: ".")): \(ctx.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+
+    static let knownKeys: [String: Set<String>] = [
+        "": ["hostname", "dataDirectory", "domains", "users", "aliases", "recipientDelimiter", "quota", "limits", "auth", "tls", "trustedProxies", "listeners"],
+        "users": ["address", "password", "quotaBytes", "addresses"],
+        "quota": ["cellBytes", "userBytes"],
+        "limits": ["maxMessageBytes", "maxRecipients", "maxCommandLineBytes", "maxCommandsPerSession", "maxErrorsPerSession", "idleTimeoutSeconds", "maxConnections", "maxConnectionsPerIP"],
+        "auth": ["maxFailuresPerIP", "maxFailuresPerAccount", "windowSeconds", "lockoutSeconds"],
+        "tls": ["certificate", "key"],
+        "listeners": ["name", "role", "address", "path", "implicitTLS", "proxyProtocol"],
+    ]
+
+    static func rejectUnknownKeys(_ bytes: [UInt8]) throws {
+        guard let top = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+            throw Invalid("the configuration must be a JSON object")
+        }
+        func check(_ object: [String: Any], _ section: String) throws {
+            for key in object.keys where !(knownKeys[section]?.contains(key) ?? true) {
+                throw Invalid("unknown key \(section.isEmpty ? "" : section + ".")\(key)")
+            }
+        }
+        try check(top, "")
+        for (section, value) in top {
+            if let o = value as? [String: Any], section != "aliases" { try check(o, section) }
+            if let a = value as? [[String: Any]] { for o in a { try check(o, section) } }
+        }
+    }
+
+    func validate() throws {
+        guard !hostname.isEmpty else { throw Invalid("hostname is empty") }
+        guard !domains.isEmpty else { throw Invalid("at least one domain is required") }
+        for d in domains {
+            var p = AddressParser(Array(d.utf8), utf8Allowed: true)
+            guard p.domain() != nil, p.atEnd else { throw Invalid("bad domain \(d)") }
+        }
+        var seen = Set<String>()
+        for u in users ?? [] {
+            guard let a = MailAddress.parse(u.address) else { throw Invalid("bad user address \(u.address)") }
+            guard !seen.contains(a.lookupKey) else { throw Invalid("duplicate address \(u.address)") }
+            seen.insert(a.lookupKey)
+            do { _ = try PasswordHash(parsing: u.password) } catch { throw Invalid("user \(u.address): password is not a supported hash") }
+            for extra in u.addresses ?? [] {
+                guard let e = MailAddress.parse(extra) else { throw Invalid("bad address \(extra)") }
+                guard !seen.contains(e.lookupKey) else { throw Invalid("duplicate address \(extra)") }
+                seen.insert(e.lookupKey)
+            }
+        }
+        for (alias, targets) in aliases ?? [:] {
+            let isCatchAll = alias.hasPrefix("@")
+            if isCatchAll {
+                var p = AddressParser(Array(alias.utf8.dropFirst()), utf8Allowed: true)
+                guard p.domain() != nil, p.atEnd else { throw Invalid("bad catch-all \(alias)") }
+            } else {
+                guard MailAddress.parse(alias) != nil else { throw Invalid("bad alias \(alias)") }
+            }
+            guard !targets.isEmpty else { throw Invalid("alias \(alias) has no targets") }
+            for t in targets where MailAddress.parse(t) == nil { throw Invalid("alias \(alias): bad target \(t)") }
+        }
+        var names = Set<String>()
+        for l in listeners {
+            guard names.insert(l.name).inserted else { throw Invalid("duplicate listener \(l.name)") }
+            guard (l.address == nil) != (l.path == nil) else { throw Invalid("listener \(l.name) needs exactly one of address and path") }
+            if let a = l.address, ListenerAddress.parse(a) == nil { throw Invalid("listener \(l.name): bad address \(a)") }
+        }
+        for t in trustedProxies ?? [] where PeerMatcher(t) == nil { throw Invalid("bad trusted proxy \(t)") }
+        if (tls?.certificate == nil) != (tls?.key == nil) { throw Invalid("tls needs both certificate and key") }
+    }
+}
+
+/// `HOST:PORT` with `[v6]:port` for IPv6.
+enum ListenerAddress {
+    static func parse(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard IPAddress.parse(host) != nil || host == "localhost" else { return nil }
+        return (host, port)
+    }
+}

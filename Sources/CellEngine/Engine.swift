@@ -1,0 +1,232 @@
+import Dispatch
+import Foundation
+import Logging
+import MailCore
+import MailQueue
+import MailStore
+import NIOCore
+import NIOPosix
+import NIOSSL
+import SMTP
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `postcell-engine serve`: one cell. Wiring only: loads the configuration,
+/// opens the store and spool, binds listeners, reloads on SIGHUP, and shuts
+/// down gracefully on SIGTERM/SIGINT.
+///
+/// Threads: one event loop, one store thread (group commit), one thread for
+/// password hashing (ISOLATION.md: a cell keeps its thread count small).
+public final class Engine: @unchecked Sendable {
+    let configPath: String
+    let logger: Logger
+    let group: MultiThreadedEventLoopGroup
+    let storePool: NIOThreadPool
+    let authPool: NIOThreadPool
+    var state: EngineState!
+    var dataDirectory = ""
+    struct BoundListener {
+        var definition: CellConfiguration.Listener
+        var channel: Channel
+        var boundAddress: String
+    }
+    var listeners: [String: BoundListener] = [:]
+    let sessions = Mutex<[ObjectIdentifier: Channel]>([:])
+    var shuttingDown = false
+    var signalSources: [DispatchSourceSignal] = []
+    let stopped = DispatchSemaphore(value: 0)
+
+    public init(configPath: String, logger: Logger) {
+        self.configPath = configPath
+        self.logger = logger
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        storePool = NIOThreadPool(numberOfThreads: 1)
+        authPool = NIOThreadPool(numberOfThreads: 1)
+    }
+
+    static func dataDirectory(for config: CellConfiguration, configPath: String) -> String {
+        let base = DurableFile.parentDirectory(of: configPath.hasPrefix("/") ? configPath : FileManager.default.currentDirectoryPath + "/" + configPath)
+        guard let d = config.dataDirectory else { return base }
+        return d.hasPrefix("/") ? d : base + "/" + d
+    }
+
+    func makeSnapshot(_ config: CellConfiguration) throws -> Snapshot {
+        let a = config.auth
+        return Snapshot(
+            config: config, directory: try CellDirectory(config),
+            tls: try TLSSetup.context(config: config, dataDirectory: dataDirectory),
+            trusted: (config.trustedProxies ?? []).compactMap(PeerMatcher.init),
+            authPolicy: .init(maxPerIP: a?.maxFailuresPerIP ?? 10, maxPerAccount: a?.maxFailuresPerAccount ?? 20,
+                              window: Int64(a?.windowSeconds ?? 900), lockout: Int64(a?.lockoutSeconds ?? 900)))
+    }
+
+    /// Starts everything; returns once listeners are bound.
+    public func start() throws {
+        let config = try CellConfiguration.load(path: configPath)
+        dataDirectory = Engine.dataDirectory(for: config, configPath: configPath)
+        for sub in ["", "/run", "/sockets"] { try DurableFile.makeDirectory(dataDirectory + sub) }
+        storePool.start()
+        authPool.start()
+        let store = try MailStore(directory: dataDirectory + "/store")
+        let recovered = try store.recover()
+        if recovered.removedTmp + recovered.orphans > 0 {
+            logger.notice("recovered store", metadata: ["removedTmp": "\(recovered.removedTmp)", "orphans": "\(recovered.orphans)"])
+        }
+        let spool = try OutboundSpool(directory: dataDirectory + "/queue")
+        spool.recover()
+        let snapshot = try makeSnapshot(config)
+        try store.ensureUsers(snapshot.directory.users.keys.sorted(), now: Int64(time(nil)))
+        state = EngineState(snapshot: snapshot, store: store, spool: spool, storePool: storePool, authPool: authPool,
+                            logger: logger, clock: { Int64(time(nil)) })
+        try bindListeners(config.listeners)
+        try DurableFile.write(Array("\(getpid())\n".utf8), to: dataDirectory + "/run/engine.pid", tmpDirectory: dataDirectory + "/run")
+        installSignalHandlers()
+        logger.info("ready", metadata: ["listeners": "\(listeners.mapValues(\.boundAddress))"])
+    }
+
+    /// Blocks until the engine has shut down.
+    public func wait() {
+        stopped.wait()
+    }
+
+    // MARK: Listeners
+
+    func bindListeners(_ wanted: [CellConfiguration.Listener]) throws {
+        let wantedByName = Dictionary(uniqueKeysWithValues: wanted.map { ($0.name, $0) })
+        for (name, bound) in listeners where wantedByName[name] != bound.definition {
+            bound.channel.close(promise: nil)
+            listeners[name] = nil
+            logger.info("listener closed", metadata: ["listener": "\(name)"])
+        }
+        for l in wanted where listeners[l.name] == nil {
+            let channel = try bind(l)
+            let bound: String
+            if let path = l.path {
+                bound = path.hasPrefix("/") ? path : dataDirectory + "/" + path
+            } else if let a = channel.localAddress, let ip = a.ipAddress, let port = a.port {
+                bound = (ip.contains(":") ? "[\(ip)]" : ip) + ":\(port)"
+            } else {
+                bound = l.address ?? ""
+            }
+            listeners[l.name] = BoundListener(definition: l, channel: channel, boundAddress: bound)
+        }
+        let map = listeners.mapValues(\.boundAddress)
+        let json = try JSONSerialization.data(withJSONObject: map, options: [.sortedKeys])
+        try DurableFile.write(Array(json), to: dataDirectory + "/run/listeners.json", tmpDirectory: dataDirectory + "/run")
+    }
+
+    func bind(_ l: CellConfiguration.Listener) throws -> Channel {
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 1024)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.so_keepalive), value: 1)
+            .childChannelInitializer { [weak self] channel in
+                guard let self else { return channel.close() }
+                return channel.eventLoop.makeCompletedFuture { try self.initialize(channel, listener: l) }
+            }
+        if let path = l.path {
+            let full = path.hasPrefix("/") ? path : dataDirectory + "/" + path
+            try DurableFile.makeDirectory(DurableFile.parentDirectory(of: full))
+            return try bootstrap.bind(unixDomainSocketPath: full, cleanupExistingSocketFile: true).wait()
+        }
+        let (host, port) = ListenerAddress.parse(l.address!)!
+        return try bootstrap.bind(host: host, port: port).wait()
+    }
+
+    /// Sets up one accepted connection: PROXY v2 from trusted peers, limits,
+    /// implicit TLS, then the SMTP session.
+    func initialize(_ channel: Channel, listener l: CellConfiguration.Listener) throws {
+        let peer = channel.remoteAddress?.ipAddress
+        let snapshot = state.snapshot
+        if l.proxyProtocol == true, snapshot.trusted.contains(where: { $0.matches(host: peer) }) {
+            let handler = ProxyProtocolHandler { [weak self] header, _ in
+                guard let self else { return }
+                let client = SMTPClient(host: header.sourceHost ?? peer, port: header.sourceHost != nil ? header.sourcePort : (channel.remoteAddress?.port ?? 0), viaProxy: header.sourceHost != nil)
+                try self.startSession(channel, listener: l, client: client, position: .last)
+            }
+            try channel.pipeline.syncOperations.addHandler(handler)
+            return
+        }
+        try startSession(channel, listener: l, client: SMTPClient(host: peer, port: channel.remoteAddress?.port ?? 0, viaProxy: false), position: .last)
+    }
+
+    func startSession(_ channel: Channel, listener l: CellConfiguration.Listener, client: SMTPClient, position: ChannelPipeline.Position) throws {
+        guard state.acquireConnection(host: client.host) else {
+            var b = channel.allocator.buffer(capacity: 64)
+            SMTPReply.tooManyConnections.encode(into: &b)
+            channel.writeAndFlush(b).whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
+        let id = ObjectIdentifier(channel)
+        sessions.withLock { $0[id] = channel }
+        let state = self.state!
+        channel.closeFuture.whenComplete { [weak self] _ in
+            state.releaseConnection(host: client.host)
+            self?.sessions.withLock { $0[id] = nil }
+        }
+        let snapshot = state.snapshot
+        let implicitTLS = l.implicitTLS == true
+        if implicitTLS {
+            guard let tls = snapshot.tls else { channel.close(promise: nil); return }
+            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: position)
+        }
+        let handler = SMTPServerHandler(backend: state, listener: l.name, client: client, isTLS: implicitTLS,
+                                        tlsContext: snapshot.tls, sessionID: state.nextSessionID(), logger: logger)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        if shuttingDown { channel.pipeline.fireUserInboundEventTriggered(SMTPShutdownEvent()) }
+    }
+
+    // MARK: Signals, reload, shutdown
+
+    func installSignalHandlers() {
+        let queue = DispatchQueue(label: "postcell.signals")
+        for sig in [SIGHUP, SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                if sig == SIGHUP { self.reload() } else { self.shutdown() }
+            }
+            source.resume()
+            signalSources.append(source)
+        }
+    }
+
+    /// Re-reads the configuration; sessions keep running. A bad file is
+    /// reported and the running configuration stays.
+    public func reload() {
+        do {
+            let config = try CellConfiguration.load(path: configPath)
+            let snapshot = try makeSnapshot(config)
+            try state.store.ensureUsers(snapshot.directory.users.keys.sorted(), now: Int64(time(nil)))
+            state.snapshotBox.withLock { $0 = snapshot }
+            try bindListeners(config.listeners)
+            logger.info("reloaded", metadata: ["users": "\(snapshot.directory.users.count)", "domains": "\(snapshot.directory.domains.count)"])
+        } catch {
+            logger.error("reload failed, keeping the running configuration: \(error)")
+        }
+    }
+
+    /// Stops accepting, lets transactions in flight finish (10 s at most),
+    /// answers 421 to idle sessions, and stops.
+    public func shutdown() {
+        guard !shuttingDown else { return }
+        shuttingDown = true
+        logger.info("shutting down")
+        for (_, l) in listeners { try? l.channel.close().wait() }
+        listeners = [:]
+        for ch in sessions.withLock({ Array($0.values) }) { ch.pipeline.fireUserInboundEventTriggered(SMTPShutdownEvent()) }
+        let deadline = DispatchTime.now() + .seconds(10)
+        while !sessions.withLock({ $0.isEmpty }) && DispatchTime.now() < deadline { usleep(20_000) }
+        for ch in sessions.withLock({ Array($0.values) }) { ch.close(promise: nil) }
+        try? group.syncShutdownGracefully()
+        try? storePool.syncShutdownGracefully()
+        try? authPool.syncShutdownGracefully()
+        unlink(dataDirectory + "/run/engine.pid")
+        unlink(dataDirectory + "/run/listeners.json")
+        logger.info("stopped")
+        stopped.signal()
+    }
+}

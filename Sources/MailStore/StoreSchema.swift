@@ -1,0 +1,52 @@
+import GRDB
+
+/// The index schema (docs/DATA-DIR.md). Migrations are numbered and only
+/// ever appended.
+enum StoreSchema {
+    static let migrations: [String] = [
+        """
+        CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE users(id INTEGER PRIMARY KEY, address TEXT NOT NULL UNIQUE COLLATE NOCASE);
+        CREATE TABLE mailboxes(
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            name TEXT NOT NULL,
+            special_use TEXT,
+            uidvalidity INTEGER NOT NULL,
+            uidnext INTEGER NOT NULL DEFAULT 1,
+            highestmodseq INTEGER NOT NULL DEFAULT 1,
+            subscribed INTEGER NOT NULL DEFAULT 1,
+            UNIQUE(user_id, name));
+        CREATE TABLE blobs(id TEXT PRIMARY KEY, size INTEGER NOT NULL, refs INTEGER NOT NULL);
+        CREATE TABLE messages(
+            id INTEGER PRIMARY KEY,
+            mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+            uid INTEGER NOT NULL,
+            blob TEXT NOT NULL REFERENCES blobs(id),
+            size INTEGER NOT NULL,
+            internal_date INTEGER NOT NULL,
+            modseq INTEGER NOT NULL,
+            flags INTEGER NOT NULL DEFAULT 0,
+            keywords TEXT NOT NULL DEFAULT '',
+            UNIQUE(mailbox_id, uid));
+        CREATE TABLE usage(user_id INTEGER PRIMARY KEY REFERENCES users(id), bytes INTEGER NOT NULL, messages INTEGER NOT NULL);
+        """,
+    ]
+
+    static func migrate(_ db: Database) throws {
+        try db.execute(sql: "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)")
+        let current = try Int.fetchOne(db, sql: "SELECT max(version) FROM schema_version") ?? 0
+        for (i, sql) in migrations.enumerated() where i + 1 > current {
+            try db.execute(sql: sql)
+            try db.execute(sql: "INSERT INTO schema_version(version) VALUES (?)", arguments: [i + 1])
+        }
+    }
+}
+
+/// The default mailboxes and their RFC 6154 roles.
+public enum DefaultMailboxes {
+    public static let all: [(name: String, specialUse: String?)] = [
+        ("INBOX", nil), ("Sent", "\\Sent"), ("Drafts", "\\Drafts"), ("Junk", "\\Junk"),
+        ("Trash", "\\Trash"), ("Archive", "\\Archive"),
+    ]
+}
