@@ -54,7 +54,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
+        .testTarget(name: "MailCoreTests", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "SMTPTests", dependencies: [
             "SMTP", "MailCore",
             .product(name: "NIOCore", package: "swift-nio"),

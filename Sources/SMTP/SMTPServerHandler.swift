@@ -40,6 +40,7 @@ public final class SMTPServerHandler: ChannelInboundHandler, RemovableChannelHan
     var sink: SMTPMessageSink?
     var idleTask: Scheduled<Void>?
     var readPaused = false
+    var processing = false
     var context: ChannelHandlerContext?
 
     /// Unprocessed input beyond this pauses reading while a verdict is awaited.
@@ -129,6 +130,11 @@ public final class SMTPServerHandler: ChannelInboundHandler, RemovableChannelHan
     // MARK: Input processing
 
     func process(_ context: ChannelHandlerContext) {
+        // A verdict that completes synchronously resumes inside this loop;
+        // the loop then carries on by itself.
+        guard !processing else { return }
+        processing = true
+        defer { processing = false }
         while !awaiting && !closing, var buffer = input, buffer.readableBytes > 0 {
             let progressed: Bool
             switch framing {

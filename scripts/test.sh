@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (Debian and PyPI packages),
+# builds, runs the Swift unit tests, then the black-box tests with real
+# clients against the built engine. Run from anywhere; needs root for apt
+# (CI and the development machines run as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v swaks >/dev/null || need_apt+=(swaks)
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing Debian packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ! python3 -c 'import pytest' 2>/dev/null; then
+  echo "== installing pytest"
+  python3 -m pip install -q pytest || python3 -m pip install -q --break-system-packages pytest
+fi
+
+echo "== building"
+swift build --build-tests 2>&1 | { grep -vE '^\[[0-9]+/[0-9]+\] ' || true; }
+
+echo "== unit tests"
+swift test --skip-build 2>&1 | { grep -vE '^(◇|↳|Test Suite|Test Case)|^$' || true; }
+
+echo "== black-box tests (real clients against postcell-engine)"
+python3 -m pytest -q -p no:cacheprovider Tests/Interop "$@"
