@@ -22,6 +22,9 @@ public struct CellDirectory: Sendable {
     public let domains: Set<String>
     public let firstDomain: String
     public let users: [String: UserEntry]
+    /// The first configured user: receives postmaster@ of every domain unless
+    /// a user or alias says otherwise (RFC 5321 §4.5.1 requires postmaster).
+    let firstUser: String?
     let owners: [String: String]
     let aliases: [String: [String]]
     let delimiter: String
@@ -43,6 +46,7 @@ public struct CellDirectory: Sendable {
         }
         self.users = users
         self.owners = owners
+        firstUser = config.users?.first.map { MailAddress.parse($0.address)!.lookupKey }
         var aliases: [String: [String]] = [:]
         for (k, v) in config.aliases ?? [:] {
             let key = k.hasPrefix("@") ? k.lowercased() : MailAddress.parse(k)!.lookupKey
@@ -61,7 +65,10 @@ public struct CellDirectory: Sendable {
         if address.wasQuoted { return .unknown }
         var local: [String] = []
         var remote: [String] = []
-        guard expand(address.lookupKey, depth: 0, local: &local, remote: &remote) else { return .unknown }
+        guard expand(address.lookupKey, depth: 0, local: &local, remote: &remote) else {
+            if address.localPart.lowercased() == "postmaster", let firstUser { return .deliver(local: [firstUser], remote: []) }
+            return .unknown
+        }
         return .deliver(local: local, remote: remote)
     }
 

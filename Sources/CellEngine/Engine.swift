@@ -64,6 +64,9 @@ public final class Engine: @unchecked Sendable {
 
     /// Starts everything; returns once listeners are bound.
     public func start() throws {
+        // Handlers first: a signal that comes as soon as listeners.json exists
+        // must find them in place.
+        installSignalHandlers()
         let config = try CellConfiguration.load(path: configPath)
         dataDirectory = Engine.dataDirectory(for: config, configPath: configPath)
         for sub in ["", "/run", "/sockets"] { try DurableFile.makeDirectory(dataDirectory + sub) }
@@ -82,7 +85,7 @@ public final class Engine: @unchecked Sendable {
                             logger: logger, clock: { Int64(time(nil)) })
         try bindListeners(config.listeners)
         try DurableFile.write(Array("\(getpid())\n".utf8), to: dataDirectory + "/run/engine.pid", tmpDirectory: dataDirectory + "/run")
-        installSignalHandlers()
+        scheduleMemoryTrim()
         logger.info("ready", metadata: ["listeners": "\(listeners.mapValues(\.boundAddress))"])
     }
 
@@ -178,6 +181,15 @@ public final class Engine: @unchecked Sendable {
         if shuttingDown { channel.pipeline.fireUserInboundEventTriggered(SMTPShutdownEvent()) }
     }
 
+    /// After a burst the heap keeps freed pages; give them back while idle
+    /// (ISOLATION.md: a cell's footprint is what counts at scale).
+    func scheduleMemoryTrim() {
+        group.next().scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { [weak self] _ in
+            guard let self, self.sessions.withLock({ $0.isEmpty }) else { return }
+            _ = postcellMallocTrim(0)
+        }
+    }
+
     // MARK: Signals, reload, shutdown
 
     func installSignalHandlers() {
@@ -185,6 +197,7 @@ public final class Engine: @unchecked Sendable {
         for sig in [SIGHUP, SIGTERM, SIGINT] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            // Ignore the default action only once the source exists.
             source.setEventHandler { [weak self] in
                 guard let self else { return }
                 if sig == SIGHUP { self.reload() } else { self.shutdown() }
@@ -230,3 +243,7 @@ public final class Engine: @unchecked Sendable {
         stopped.signal()
     }
 }
+
+/// glibc's malloc_trim(3): not exported by the Glibc module map.
+@_silgen_name("malloc_trim")
+func postcellMallocTrim(_ pad: Int) -> Int32

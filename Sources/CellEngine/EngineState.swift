@@ -162,17 +162,19 @@ final class EngineState: SMTPServerBackend, @unchecked Sendable {
             let limit = entry.quotaBytes
             guard limit > 0 else { continue }
             if size > limit { return .mailboxFullPermanent }
-            if store.usage(user: id) + size >= limit { return .mailboxFullTemporary }
+            let used = store.usage(user: id)
+            if used >= limit || used + size > limit { return .mailboxFullTemporary }
         }
         let cell = s.config.quota?.cellBytes ?? 0
         if cell > 0 {
             if size > cell { return .mailboxFullPermanent }
-            if store.totalUsage + size * Int64(max(1, local.count)) >= cell { return .mailboxFullTemporary }
+            let used = store.totalUsage
+            if used >= cell || used + size * Int64(max(1, local.count)) > cell { return .mailboxFullTemporary }
         }
         return nil
     }
 
     func openMessage(_ transaction: SMTPTransaction, context: SMTPSessionContext, eventLoop: EventLoop) -> SMTPMessageSink {
-        MessageWriter(engine: self, context: context, eventLoop: eventLoop, now: clock())
+        MessageWriter(engine: self, context: context, smtpUTF8: transaction.parameters.smtpUTF8, eventLoop: eventLoop, now: clock())
     }
 }

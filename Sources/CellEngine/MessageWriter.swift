@@ -23,9 +23,12 @@ final class MessageWriter: SMTPMessageSink {
     /// Header sections longer than this are passed through unexamined.
     static let maxHeldHeader = 256 * 1024
 
-    init(engine: EngineState, context: SMTPSessionContext, eventLoop: EventLoop, now: Int64) {
+    let smtpUTF8: Bool
+
+    init(engine: EngineState, context: SMTPSessionContext, smtpUTF8: Bool, eventLoop: EventLoop, now: Int64) {
         self.engine = engine
         self.context = context
+        self.smtpUTF8 = smtpUTF8
         self.eventLoop = eventLoop
         self.received = now
         do {
@@ -91,7 +94,8 @@ final class MessageWriter: SMTPMessageSink {
     /// address nor its EHLO name (the sender's home network stays private).
     func receivedHeader() -> [UInt8] {
         let id = message?.id ?? "-"
-        let proto = (context.esmtp ? "ESMTP" : "SMTP") + (context.isTLS ? "S" : "") + (context.authenticatedUser != nil ? "A" : "")
+        // RFC 3848 transmission types; RFC 6531 §3.7.3 prefixes UTF8.
+        let proto = (smtpUTF8 ? "UTF8SMTP" : context.esmtp ? "ESMTP" : "SMTP") + (context.isTLS ? "S" : "") + (context.authenticatedUser != nil ? "A" : "")
         var text: String
         if context.role == .submission {
             text = "Received: by \(engine.hostname) (Postcell) with \(proto)\r\n\tid \(id)"
@@ -111,6 +115,7 @@ final class MessageWriter: SMTPMessageSink {
         let directory = engine.directory
         var localUsers: [String] = []
         var remote: [String] = []
+        var unresolved = false
         for r in transaction.recipients {
             let address = r.domain.isEmpty ? MailAddress(localPart: r.localPart, domain: directory.firstDomain) : r
             switch directory.resolve(address) {
@@ -118,10 +123,20 @@ final class MessageWriter: SMTPMessageSink {
                 for u in l where !localUsers.contains(u) { localUsers.append(u) }
                 for x in rm where !remote.contains(x) { remote.append(x) }
             case .notOurDomain:
-                if context.role == .submission, !remote.contains(address.description) { remote.append(address.description) }
+                if context.role == .submission {
+                    if !remote.contains(address.description) { remote.append(address.description) }
+                } else {
+                    unresolved = true
+                }
             case .unknown:
-                break
+                unresolved = true
             }
+        }
+        // A reload between RCPT and the end of data removed a recipient: accept
+        // nothing, so the client retries and then hears the right answer.
+        if unresolved || localUsers.contains(where: { engine.store.userID($0) == nil }) {
+            message.discard()
+            return eventLoop.makeSucceededFuture(SMTPReply(451, "4.3.0", "Recipients changed, try again later"))
         }
         var delivery: Delivery?
         if !localUsers.isEmpty {
