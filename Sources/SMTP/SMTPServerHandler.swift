@@ -117,7 +117,10 @@ public final class SMTPServerHandler: ChannelInboundHandler, RemovableChannelHan
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         guard !closing else { return }
-        if case .command = framing {} else { resetIdleTimer(context) }
+        // RFC 5321 §4.5.3.2.7: the timeout is on silence; bytes that keep
+        // coming (however slowly) keep the session. Connection limits bound
+        // what a slow client can hold.
+        resetIdleTimer(context)
         if input == nil { input = bytes } else { input!.writeBuffer(&bytes) }
         process(context)
     }
