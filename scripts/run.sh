@@ -8,5 +8,5 @@ if ! command -v swaks >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq swaks >/dev/null
 fi
-swift build -c release --product postcell-engine 2>&1 | { grep -vE '^\[[0-9]+/[0-9]+\] ' || true; }
-exec "$(swift build -c release --show-bin-path)/postcell-engine" demo "$@"
+swift build -c release --static-swift-stdlib --product postcell-engine 2>&1 | { grep -vE '^\[[0-9]+/[0-9]+\] ' || true; }
+exec "$(swift build -c release --static-swift-stdlib --show-bin-path)/postcell-engine" demo "$@"

@@ -211,7 +211,13 @@ public final class MailStore: @unchecked Sendable {
     /// are in the batch's order. Call from one thread at a time.
     public func commit(_ batch: [Delivery]) -> [Result<String, StoreFailure>] {
         var results = [Result<String, StoreFailure>?](repeating: nil, count: batch.count)
-        // 1. Each file durable on its own, or the delivery fails.
+        // 1. Each file durable on its own, or the delivery fails. Writeback
+        // is started for every file first, so their blocks are allocated in
+        // one journal transaction and the fsyncs after the first find little
+        // left to commit (instead of one journal commit per file).
+        for d in batch where d.message.failure == nil && d.message.fd >= 0 {
+            DurableFile.startWriteback(d.message.fd)
+        }
         for (i, d) in batch.enumerated() {
             if let f = d.message.failure { results[i] = .failure(f); d.message.discard(); continue }
             do {
