@@ -32,6 +32,8 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // IMAP grammar and codec (RFC 9051 / RFC 3501); the server comes next.
+        .target(name: "IMAP", dependencies: []),
         // The cell's store: SQLite index + immutable message files, quotas.
         .target(name: "MailStore", dependencies: [
             "MailCore",
@@ -60,6 +62,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
+        .testTarget(name: "IMAPTests", dependencies: ["IMAP"]),
         .testTarget(name: "CellEngineTests", dependencies: ["CellEngine", "MailCore"]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "MailQueue", "MailCore"]),
     ]
