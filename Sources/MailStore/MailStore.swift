@@ -61,6 +61,9 @@ public struct Delivery: Sendable {
     public var userQuotas: [Int64: Int64]
     public var cellQuota: Int64
     public var internalDate: Int64
+    /// Flags the message starts with (APPEND): system flag bits and keywords.
+    public var flags: Int64 = 0
+    public var keywords: String = ""
 
     public init(message: IncomingMessage, recipients: [(user: Int64, mailbox: String)], userQuotas: [Int64: Int64],
                 cellQuota: Int64, internalDate: Int64) {
@@ -81,6 +84,7 @@ public struct StoredMessage: Hashable, Sendable, Codable {
     public var internalDate: Int64
     public var modseq: Int64
     public var flags: Int64
+    public var keywords: [String]
 }
 
 /// The cell's store: the SQLite index and the immutable message files
@@ -280,8 +284,8 @@ public final class MailStore: @unchecked Sendable {
                             throw StoreFailure.storage("no mailbox \(r.mailbox) for user \(r.user)")
                         }
                         try db.execute(sql: """
-                            INSERT INTO messages(mailbox_id, uid, blob, size, internal_date, modseq) VALUES (?, ?, ?, ?, ?, ?)
-                            """, arguments: [row["id"] as Int64, row["uid"] as Int64, d.message.id, size, d.internalDate, row["highestmodseq"] as Int64])
+                            INSERT INTO messages(mailbox_id, uid, blob, size, internal_date, modseq, flags, keywords) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                            """, arguments: [row["id"] as Int64, row["uid"] as Int64, d.message.id, size, d.internalDate, row["highestmodseq"] as Int64, d.flags, d.keywords])
                         try db.execute(sql: "UPDATE usage SET bytes = bytes + ?, messages = messages + 1 WHERE user_id = ?",
                                        arguments: [size, r.user])
                     }
@@ -309,12 +313,13 @@ public final class MailStore: @unchecked Sendable {
     public func messages(user address: String, mailbox: String) throws -> [StoredMessage] {
         try db.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT m.uid, m.size, m.blob, m.internal_date, m.modseq, m.flags FROM messages m
+                SELECT m.uid, m.size, m.blob, m.internal_date, m.modseq, m.flags, m.keywords FROM messages m
                 JOIN mailboxes b ON b.id = m.mailbox_id JOIN users u ON u.id = b.user_id
                 WHERE u.address = ? AND b.name = ? ORDER BY m.uid
                 """, arguments: [address.lowercased(), mailbox]).map {
                 StoredMessage(uid: $0["uid"], size: $0["size"], blob: $0["blob"], path: path(ofBlob: $0["blob"]),
-                              internalDate: $0["internal_date"], modseq: $0["modseq"], flags: $0["flags"])
+                              internalDate: $0["internal_date"], modseq: $0["modseq"], flags: $0["flags"],
+                              keywords: ($0["keywords"] as String).split(separator: " ").map(String.init))
             }
         }
     }

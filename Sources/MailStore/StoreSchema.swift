@@ -31,6 +31,14 @@ enum StoreSchema {
             UNIQUE(mailbox_id, uid));
         CREATE TABLE usage(user_id INTEGER PRIMARY KEY REFERENCES users(id), bytes INTEGER NOT NULL, messages INTEGER NOT NULL);
         """,
+        // 2: expunged UIDs with their MODSEQ, for QRESYNC's VANISHED (RFC 7162 §3.2.10),
+        // and an index for per-mailbox changes.
+        """
+        CREATE TABLE expunged(mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id), uid INTEGER NOT NULL, modseq INTEGER NOT NULL,
+            PRIMARY KEY(mailbox_id, uid));
+        CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
+        CREATE INDEX messages_blob ON messages(blob);
+        """,
     ]
 
     static func migrate(_ db: Database) throws {
