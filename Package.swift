@@ -33,7 +33,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // IMAP grammar and codec (RFC 9051 / RFC 3501); the server comes next.
-        .target(name: "IMAP", dependencies: []),
+        .target(name: "IMAP", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         // The cell's store: SQLite index + immutable message files, quotas.
         .target(name: "MailStore", dependencies: [
             "MailCore",
@@ -43,7 +46,7 @@ let package = Package(
         .target(name: "MailQueue", dependencies: ["MailCore"]),
         // Engine wiring: configuration, listeners, backends, reload, shutdown.
         .target(name: "CellEngine", dependencies: [
-            "MailCore", "SMTP", "MailStore", "MailQueue",
+            "MailCore", "SMTP", "IMAP", "MailStore", "MailQueue",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -37,7 +37,7 @@ public struct CellConfiguration: Codable, Sendable {
     }
     public struct Listener: Codable, Sendable, Hashable {
         public var name: String
-        public var role: SMTPRole
+        public var role: ListenerRole
         public var address: String?
         public var path: String?
         public var implicitTLS: Bool?
@@ -160,5 +160,19 @@ enum ListenerAddress {
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard IPAddress.parse(host) != nil || host == "localhost" else { return nil }
         return (host, port)
+    }
+}
+
+/// What a listener serves (docs/CELL-CONFIG.md).
+public enum ListenerRole: String, Codable, Sendable, Hashable {
+    case mx, submission, imap
+
+    /// The SMTP role, for the SMTP listeners.
+    var smtpRole: SMTPRole? {
+        switch self {
+        case .mx: return .mx
+        case .submission: return .submission
+        case .imap: return nil
+        }
     }
 }

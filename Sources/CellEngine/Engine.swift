@@ -7,6 +7,7 @@ import MailStore
 import NIOCore
 import NIOPosix
 import NIOSSL
+import IMAP
 import SMTP
 import Synchronization
 #if canImport(Glibc)
@@ -175,10 +176,17 @@ public final class Engine: @unchecked Sendable {
             guard let tls = snapshot.tls else { channel.close(promise: nil); return }
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: position)
         }
-        let handler = SMTPServerHandler(backend: state, listener: l.name, client: client, isTLS: implicitTLS,
-                                        tlsContext: snapshot.tls, sessionID: state.nextSessionID(), logger: logger)
-        try channel.pipeline.syncOperations.addHandler(handler)
-        if shuttingDown { channel.pipeline.fireUserInboundEventTriggered(SMTPShutdownEvent()) }
+        if l.role == .imap {
+            let mailboxes = IMAPMailboxes(engine: state, sessionID: state.nextSessionID())
+            let session = IMAPSession(backend: mailboxes, isTLS: implicitTLS, tlsAvailable: snapshot.tls != nil)
+            try channel.pipeline.syncOperations.addHandler(IMAPServerHandler(session: session, services: mailboxes,
+                                                                            tlsContext: snapshot.tls, clientHost: client.host))
+        } else {
+            let handler = SMTPServerHandler(backend: state, listener: l.name, client: client, isTLS: implicitTLS,
+                                            tlsContext: snapshot.tls, sessionID: state.nextSessionID(), logger: logger)
+            try channel.pipeline.syncOperations.addHandler(handler)
+        }
+        if shuttingDown { Engine.requestShutdown(channel) }
     }
 
     /// After a burst the heap keeps freed pages; give them back while idle
@@ -191,6 +199,11 @@ public final class Engine: @unchecked Sendable {
     }
 
     // MARK: Signals, reload, shutdown
+
+    static func requestShutdown(_ channel: Channel) {
+        channel.pipeline.fireUserInboundEventTriggered(SMTPShutdownEvent())
+        channel.pipeline.fireUserInboundEventTriggered(IMAPShutdownEvent())
+    }
 
     func installSignalHandlers() {
         let queue = DispatchQueue(label: "postcell.signals")
@@ -230,7 +243,7 @@ public final class Engine: @unchecked Sendable {
         logger.info("shutting down")
         for (_, l) in listeners { try? l.channel.close().wait() }
         listeners = [:]
-        for ch in sessions.withLock({ Array($0.values) }) { ch.pipeline.fireUserInboundEventTriggered(SMTPShutdownEvent()) }
+        for ch in sessions.withLock({ Array($0.values) }) { Engine.requestShutdown(ch) }
         let deadline = DispatchTime.now() + .seconds(10)
         while !sessions.withLock({ $0.isEmpty }) && DispatchTime.now() < deadline { usleep(20_000) }
         for ch in sessions.withLock({ Array($0.values) }) { ch.close(promise: nil) }

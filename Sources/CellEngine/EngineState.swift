@@ -41,6 +41,15 @@ final class EngineState: SMTPServerBackend, @unchecked Sendable {
     }
     let connections = Mutex(Connections())
     let sessionCounter = Atomic<Int>(0)
+    /// IDLE watchers per user (lower-cased address).
+    let watchers = Mutex<[String: [Int: @Sendable () -> Void]]>([:])
+    let watcherCounter = Atomic<Int>(0)
+
+    /// Tells IDLE sessions of these users that their mailboxes changed.
+    func notifyChanged(_ users: [String]) {
+        let callbacks = watchers.withLock { w in users.flatMap { w[$0.lowercased()].map { Array($0.values) } ?? [] } }
+        for c in callbacks { c() }
+    }
 
     init(snapshot: Snapshot, store: MailStore, spool: OutboundSpool, storePool: NIOThreadPool, authPool: NIOThreadPool,
          logger: Logger, clock: @escaping @Sendable () -> Int64) {
@@ -93,7 +102,7 @@ final class EngineState: SMTPServerBackend, @unchecked Sendable {
 
     func sessionConfiguration(listener: String, isTLS: Bool) -> SMTPSessionConfiguration {
         let s = snapshot
-        let role = s.config.listeners.first { $0.name == listener }?.role ?? .mx
+        let role = s.config.listeners.first { $0.name == listener }?.role.smtpRole ?? .mx
         let l = s.limits
         return SMTPSessionConfiguration(
             hostname: s.config.hostname, role: role, tlsAvailable: s.tls != nil,
@@ -105,12 +114,17 @@ final class EngineState: SMTPServerBackend, @unchecked Sendable {
     func idleTimeoutSeconds() -> Int64 { Int64(snapshot.limits.idleTimeoutSeconds ?? 300) }
 
     func authenticate(user: String, password: String, context: SMTPSessionContext, eventLoop: EventLoop) -> EventLoopFuture<AuthVerdict> {
+        verifyPassword(user: user, password: password, ip: context.client.host, session: context.id, eventLoop: eventLoop)
+    }
+
+    /// Password check shared by SMTP AUTH and IMAP LOGIN/AUTHENTICATE, with
+    /// the failed-attempt limits per IP and per account.
+    func verifyPassword(user: String, password: String, ip: String?, session: String, eventLoop: EventLoop) -> EventLoopFuture<AuthVerdict> {
         let s = snapshot
         let now = clock()
-        let ip = context.client.host
         let account = user.lowercased()
         if limiter.isLocked(ip: ip, account: account, now: now) {
-            logger.notice("auth refused: locked out", metadata: ["session": "\(context.id)"])
+            logger.notice("auth refused: locked out", metadata: ["session": "\(session)"])
             return eventLoop.makeSucceededFuture(.temporaryFailure)
         }
         let entry = s.directory.users[account]
@@ -122,11 +136,11 @@ final class EngineState: SMTPServerBackend, @unchecked Sendable {
         }.map { ok in
             if ok {
                 self.limiter.recordSuccess(ip: ip, account: account)
-                self.logger.info("auth ok", metadata: ["session": "\(context.id)", "user": "\(account)"])
+                self.logger.info("auth ok", metadata: ["session": "\(session)", "user": "\(account)"])
                 return .success(user: account)
             }
             self.limiter.recordFailure(ip: ip, account: account, now: self.clock(), policy: policy)
-            self.logger.notice("auth failed", metadata: ["session": "\(context.id)"])
+            self.logger.notice("auth failed", metadata: ["session": "\(session)"])
             return .invalid
         }
     }

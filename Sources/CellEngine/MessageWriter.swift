@@ -158,9 +158,11 @@ final class MessageWriter: SMTPMessageSink {
         let logger = engine.logger
         let session = context.id
         let localCount = localUsers.count, remoteCount = remote.count, size = message.size
+        let engineRef = engine, notified = localUsers
         return promise.futureResult.map { result in
             switch result {
             case .success(let id):
+                engineRef.notifyChanged(notified)
                 logger.info("accepted", metadata: ["session": "\(session)", "id": "\(id)", "local": "\(localCount)", "remote": "\(remoteCount)", "size": "\(size)"])
                 return SMTPReply(250, "2.0.0", "Ok: queued as \(id)")
             case .failure(let f):

@@ -288,3 +288,40 @@ extension String {
         split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
     }
 }
+
+extension MailStore {
+    /// All mailboxes of a user with their subscription state.
+    public func mailboxList(user: String) throws -> [(name: String, specialUse: String?, subscribed: Bool)] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT b.name, b.special_use, b.subscribed FROM mailboxes b JOIN users u ON u.id = b.user_id
+                WHERE u.address = ? ORDER BY b.name = 'INBOX' DESC, b.name
+                """, arguments: [user.lowercased()]).map { ($0["name"], $0["special_use"], $0["subscribed"]) }
+        }
+    }
+
+    /// One message by UID.
+    public func message(user: String, mailbox: String, uid: Int64) throws -> StoredMessage? {
+        try db.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT m.uid, m.size, m.blob, m.internal_date, m.modseq, m.flags, m.keywords FROM messages m
+                JOIN mailboxes b ON b.id = m.mailbox_id JOIN users u ON u.id = b.user_id
+                WHERE u.address = ? AND b.name = ? AND m.uid = ?
+                """, arguments: [user.lowercased(), mailbox, uid]).map {
+                StoredMessage(uid: $0["uid"], size: $0["size"], blob: $0["blob"], path: path(ofBlob: $0["blob"]),
+                              internalDate: $0["internal_date"], modseq: $0["modseq"], flags: $0["flags"],
+                              keywords: ($0["keywords"] as String).split(separator: " ").map(String.init))
+            }
+        }
+    }
+
+    /// The UID a blob got in a mailbox (APPENDUID, RFC 4315).
+    public func uid(ofBlob blob: String, user: String, mailbox: String) throws -> Int64? {
+        try db.read { db in
+            try Int64.fetchOne(db, sql: """
+                SELECT m.uid FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id JOIN users u ON u.id = b.user_id
+                WHERE u.address = ? AND b.name = ? AND m.blob = ?
+                """, arguments: [user.lowercased(), mailbox, blob])
+        }
+    }
+}

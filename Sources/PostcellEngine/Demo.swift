@@ -39,6 +39,8 @@ struct Demo: ParsableCommand {
                 ["name": "mx", "role": "mx", "address": "127.0.0.1:\(portBase)"],
                 ["name": "submission", "role": "submission", "address": "127.0.0.1:\(portBase + 62)"],
                 ["name": "submissions", "role": "submission", "address": "127.0.0.1:\(portBase - 60)", "implicitTLS": true],
+                ["name": "imap", "role": "imap", "address": "127.0.0.1:\(portBase - 382)"],
+                ["name": "imaps", "role": "imap", "address": "127.0.0.1:\(portBase + 468)", "implicitTLS": true],
             ],
         ]
         try DurableFile.write(Array(try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])),
@@ -55,6 +57,7 @@ struct Demo: ParsableCommand {
           MX             : 127.0.0.1:\(portBase)        (no AUTH, mail for family.example only)
           submission     : 127.0.0.1:\(portBase + 62)        (STARTTLS, AUTH required)
           submissions    : 127.0.0.1:\(portBase - 60)        (implicit TLS, AUTH required)
+          IMAP           : 127.0.0.1:\(portBase - 382) (STARTTLS), 127.0.0.1:\(portBase + 468) (TLS)
 
         Send a message in from outside (MX):
           swaks --server 127.0.0.1:\(portBase) --from someone@elsewhere.example --to bob@family.example
@@ -62,6 +65,8 @@ struct Demo: ParsableCommand {
           swaks --server 127.0.0.1:\(portBase + 62) --tls --auth PLAIN --auth-user alice@family.example --auth-password '\(alice)' --from alice@family.example --to bob@family.example
         Read Bob's newest message:
           \(me) mailbox show --config \(configPath) --user bob@family.example
+        Read it over IMAP (Python):
+          python3 -c "import imaplib,ssl; c=ssl._create_unverified_context(); m=imaplib.IMAP4_SSL('127.0.0.1',\(portBase + 468),ssl_context=c); m.login('bob@family.example','\(passwords["bob@family.example"]!)'); m.select(); print(m.fetch('1:*','(BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)])'))"
         List Bob's inbox:
           \(me) mailbox list --config \(configPath) --user bob@family.example
 
