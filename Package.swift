@@ -32,8 +32,11 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // RFC 5322 headers, MIME structure, encoded words, RFC 2231, envelopes (pure Swift).
+        .target(name: "MIME"),
         // IMAP grammar and codec (RFC 9051 / RFC 3501); the server comes next.
         .target(name: "IMAP", dependencies: [
+            "MIME",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
@@ -66,6 +69,7 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "IMAPTests", dependencies: ["IMAP"]),
+        .testTarget(name: "MIMETests", dependencies: ["MIME"]),
         .testTarget(name: "CellEngineTests", dependencies: ["CellEngine", "MailCore"]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "MailQueue", "MailCore"]),
     ]
