@@ -1,3 +1,5 @@
+import MIME
+
 extension IMAPSession {
     // MARK: FETCH (RFC 9051 §6.4.5, §7.5.2)
 
@@ -6,15 +8,6 @@ extension IMAPSession {
         var items = requested
         if byUID && !items.contains(.uid) { items.insert(.uid, at: 0) }
         if changedSince != nil && !items.contains(.modseq) { items.append(.modseq) }
-        for item in items {
-            switch item {
-            case .envelope, .bodyStructure, .body, .binary, .binarySize:
-                throw SessionError(kind: "NO", code: "CANNOT", text: "ENVELOPE, BODYSTRUCTURE and BINARY are not available yet")
-            case .bodySection(let section, _, _) where !section.part.isEmpty && section.part != [1]:
-                throw SessionError(kind: "NO", code: "CANNOT", text: "MIME part sections are not available yet")
-            default: break
-            }
-        }
         let uids = resolve(set, byUID: byUID)
         let current = try backend.messages(user: user!, mailbox: s.name)
         var info: [UInt32: IMAPMessageInfo] = [:]
@@ -41,6 +34,11 @@ extension IMAPSession {
                 if body == nil { body = try backend.messageBytes(user: user!, mailbox: s.name, uid: uid) }
                 return body!
             }
+            var parsed: MIMEPart?
+            func mime() throws -> MIMEPart {
+                if parsed == nil { parsed = MIMEMessage.parse(try bytes()) }
+                return parsed!
+            }
             var parts = IMAPWriter()
             var first = true
             func item(_ name: String) { if !first { parts.space() }; first = false; parts.raw(name) }
@@ -53,10 +51,33 @@ extension IMAPSession {
                 case .rfc822Size: item("RFC822.SIZE \(m.size)")
                 case .modseq: item("MODSEQ (\(m.modseq))")
                 case .rfc822: item("RFC822 "); parts.literal(try bytes())
-                case .rfc822Header: item("RFC822.HEADER "); parts.literal(MessageSplit(try bytes()).header)
-                case .rfc822Text: item("RFC822.TEXT "); parts.literal(MessageSplit(try bytes()).text)
+                case .rfc822Header: item("RFC822.HEADER "); parts.literal(try sectionBytes(try bytes(), try mime(), IMAPSection(text: .header)))
+                case .rfc822Text: item("RFC822.TEXT "); parts.literal(try sectionBytes(try bytes(), try mime(), IMAPSection(text: .text)))
+                case .envelope:
+                    let root = try mime()
+                    item("ENVELOPE ")
+                    IMAPStructure.envelope(root.envelope ?? Envelope(header: root.header), into: &parts)
+                case .bodyStructure:
+                    item("BODYSTRUCTURE ")
+                    IMAPStructure.body(try mime(), extended: true, into: &parts)
+                case .body:
+                    item("BODY ")
+                    IMAPStructure.body(try mime(), extended: false, into: &parts)
+                case .binary(let path, let partial, _):
+                    let decoded = try binary(try bytes(), try mime(), path)
+                    var name = "BINARY[" + path.map(String.init).joined(separator: ".") + "]"
+                    var data = decoded
+                    if let p = partial {
+                        name += "<\(p.lowerBound)>"
+                        let lo = min(p.lowerBound, decoded.count), hi = min(p.upperBound + 1, decoded.count)
+                        data = Array(decoded[lo..<hi])
+                    }
+                    item(name + " ")
+                    parts.literal(data, binary: true)
+                case .binarySize(let path):
+                    item("BINARY.SIZE[" + path.map(String.init).joined(separator: ".") + "] \(try binary(try bytes(), try mime(), path).count)")
                 case .bodySection(let section, let partial, _):
-                    let full = try sectionBytes(try bytes(), section)
+                    let full = try sectionBytes(try bytes(), try mime(), section)
                     var name = "BODY[" + sectionName(section) + "]"
                     var data = full
                     if let p = partial {
@@ -92,21 +113,34 @@ extension IMAPSession {
         return [prefix, text].filter { !$0.isEmpty }.joined(separator: ".")
     }
 
-    /// Sections of a message treated as one part (RFC 9051 §6.4.5: for a
-    /// non-multipart message, part 1 is its body).
-    func sectionBytes(_ message: [UInt8], _ s: IMAPSection) throws -> [UInt8] {
-        let split = MessageSplit(message)
-        if s.part == [1] {
-            guard s.text == .whole else { throw SessionError(kind: "NO", code: "CANNOT", text: "Not available yet for parts") }
-            return split.text
+    /// BODY[section] (RFC 9051 §6.4.5) through the MIME tree. A section
+    /// that does not exist in this message is empty.
+    func sectionBytes(_ message: [UInt8], _ root: MIMEPart, _ s: IMAPSection) throws -> [UInt8] {
+        func slice(_ r: Range<Int>?) -> [UInt8] {
+            guard let r else { return [] }
+            return Array(message[r.clamped(to: 0..<message.count)])
         }
         switch s.text {
-        case .whole: return message
-        case .header: return split.header
-        case .text: return split.text
-        case .mime: throw SessionError(text: "MIME needs a part")
-        case .headerFields(let names): return split.fields(names, keep: true)
-        case .headerFieldsNot(let names): return split.fields(names, keep: false)
+        case .whole: return s.part.isEmpty ? message : slice(root.bodyBytes(at: s.part))
+        case .header: return slice(root.headerBytes(at: s.part))
+        case .text: return slice(root.textBytes(at: s.part))
+        case .mime: return slice(root.mimeHeaderBytes(at: s.part))
+        case .headerFields(let names): return root.headerFieldsBytes(message, at: s.part, names: names, excluding: false) ?? []
+        case .headerFieldsNot(let names): return root.headerFieldsBytes(message, at: s.part, names: names, excluding: true) ?? []
+        }
+    }
+
+    /// BINARY[part] (RFC 3516): the part's content with its transfer
+    /// encoding removed; an unknown encoding is NO [UNKNOWN-CTE].
+    func binary(_ message: [UInt8], _ root: MIMEPart, _ path: [Int]) throws -> [UInt8] {
+        if path.isEmpty { return message }
+        guard let part = root.part(at: path) else { return [] }
+        switch part.decodedBody(message) {
+        case .success(let bytes): return bytes
+        case .failure(let e) where e.code == .notALeaf:
+            throw SessionError(kind: "NO", code: nil, text: "BINARY needs a leaf part")
+        case .failure:
+            throw SessionError(kind: "NO", code: "UNKNOWN-CTE", text: "Unknown Content-Transfer-Encoding")
         }
     }
 
@@ -175,29 +209,6 @@ struct MessageSplit {
         if m.starts(with: [13, 10]) { end = 2 }
         header = Array(m[0..<end])
         text = Array(m[end...])
-    }
-
-    /// The header fields named (or all but them), with their continuation
-    /// lines, followed by the blank line (RFC 9051 §6.4.5 HEADER.FIELDS).
-    func fields(_ names: [String], keep: Bool) -> [UInt8] {
-        let wanted = Set(names.map { $0.lowercased() })
-        var out: [UInt8] = []
-        var including = false
-        var lineStart = 0
-        for i in header.indices where header[i] == 10 {
-            let line = header[lineStart...i]
-            lineStart = i + 1
-            if line.first == 32 || line.first == 9 {
-                if including { out += line }
-                continue
-            }
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { including = false; continue }
-            var name = String(decoding: header[line.startIndex..<colon], as: UTF8.self).lowercased()
-            while name.hasSuffix(" ") || name.hasSuffix("\t") { name.removeLast() }
-            including = wanted.contains(name) == keep
-            if including { out += line }
-        }
-        return out + [13, 10]
     }
 
     /// Unfolded header values for a field name.

@@ -204,3 +204,58 @@ def test_bad_commands_keep_the_session(icell):
         raw.sendall(line + b"\r\n")
         assert re.search(expect, read_until(raw, expect)), line
     raw.close()
+
+
+MULTIPART = (
+    b"From: =?utf-8?q?J=C3=B6rg?= <jorg@remote.test>\r\n"
+    b"To: Alice <alice@example.test>, friends: bob@example.test;\r\n"
+    b"Subject: =?utf-8?b?R3LDvMOfZQ==?=\r\n"
+    b"Date: Mon, 23 Nov 2026 10:00:00 +0100\r\n"
+    b"Message-ID: <m1@remote.test>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=\"b1\"\r\n"
+    b"\r\n"
+    b"preamble\r\n"
+    b"--b1\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n"
+    b"\r\n"
+    b"Hallo J=C3=B6rg\r\n"
+    b"line two\r\n"
+    b"--b1\r\n"
+    b"Content-Type: application/octet-stream; name=\"a.bin\"\r\n"
+    b"Content-Disposition: attachment; filename=\"a.bin\"\r\n"
+    b"Content-Transfer-Encoding: base64\r\n"
+    b"\r\n"
+    b"AAECAw==\r\n"
+    b"--b1--\r\n"
+)
+
+
+def test_envelope_bodystructure_and_parts(icell):
+    s = smtplib.SMTP("127.0.0.1", icell.port("mx"))
+    s.sendmail("jorg@remote.test", [ALICE], MULTIPART)
+    s.quit()
+    m = login(icell)
+    m.select("INBOX")
+    _, data = m.fetch("1", "(ENVELOPE)")
+    env = data[0] if isinstance(data[0], bytes) else b"".join(x if isinstance(x, bytes) else b"".join(x) for x in data)
+    assert b'"Mon, 23 Nov 2026 10:00:00 +0100" "=?utf-8?b?R3LDvMOfZQ==?="' in env
+    assert b'(("=?utf-8?q?J=C3=B6rg?=" NIL "jorg" "remote.test"))' in env
+    # The group "friends:" appears with its start and end markers (RFC 9051 §7.5.2).
+    assert b'(("Alice" NIL "alice" "example.test")(NIL NIL "friends" NIL)(NIL NIL "bob" "example.test")(NIL NIL NIL NIL))' in env
+    assert env.rstrip(b")").endswith(b'NIL "<m1@remote.test>"')
+    _, data = m.fetch("1", "(BODYSTRUCTURE)")
+    bs = data[0]
+    assert (b'(("text" "plain" ("charset" "utf-8") NIL NIL "QUOTED-PRINTABLE" 25 2 NIL NIL NIL NIL)'
+            b'("application" "octet-stream" ("name" "a.bin") NIL NIL "BASE64" 8 NIL ("attachment" ("filename" "a.bin")) NIL NIL)'
+            b' "mixed" ("boundary" "b1") NIL NIL NIL)') in bs, bs
+    _, data = m.fetch("1", "(BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[1.MIME])")
+    got = {d[0].split(b" ")[-2].lstrip(b"("): d[1] for d in data if isinstance(d, tuple)}
+    assert got[b"BODY[1]"] == b"Hallo J=C3=B6rg\r\nline two"
+    assert got[b"BODY[2.MIME]"].startswith(b"Content-Type: application/octet-stream")
+    _, data = m.fetch("1", "(BINARY.SIZE[2] BINARY.PEEK[1])")
+    flat = b" ".join(x if isinstance(x, bytes) else b" ".join(x) for x in data)
+    assert b"BINARY.SIZE[2] 4" in flat
+    assert "Hallo Jörg\r\nline two".encode() in flat
+    m.logout()
