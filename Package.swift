@@ -36,7 +36,13 @@ let package = Package(
         .target(name: "MIME"),
         // IMAP grammar and codec (RFC 9051 / RFC 3501); the server comes next.
         .target(name: "IMAP", dependencies: [
-            "MIME",
+            "MIME", "MailCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
+        // POP3 (RFC 1939) codec, session and NIO driver.
+        .target(name: "POP3", dependencies: [
+            "MailCore",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
@@ -49,7 +55,7 @@ let package = Package(
         .target(name: "MailQueue", dependencies: ["MailCore"]),
         // Engine wiring: configuration, listeners, backends, reload, shutdown.
         .target(name: "CellEngine", dependencies: [
-            "MailCore", "SMTP", "IMAP", "MailStore", "MailQueue",
+            "MailCore", "SMTP", "IMAP", "POP3", "MailStore", "MailQueue",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -69,6 +75,7 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "IMAPTests", dependencies: ["IMAP"]),
+        .testTarget(name: "POP3Tests", dependencies: ["POP3"]),
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
         .testTarget(name: "CellEngineTests", dependencies: ["CellEngine", "MailCore"]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "MailQueue", "MailCore"]),

@@ -165,14 +165,14 @@ enum ListenerAddress {
 
 /// What a listener serves (docs/CELL-CONFIG.md).
 public enum ListenerRole: String, Codable, Sendable, Hashable {
-    case mx, submission, imap
+    case mx, submission, imap, pop3
 
     /// The SMTP role, for the SMTP listeners.
     var smtpRole: SMTPRole? {
         switch self {
         case .mx: return .mx
         case .submission: return .submission
-        case .imap: return nil
+        case .imap, .pop3: return nil
         }
     }
 }

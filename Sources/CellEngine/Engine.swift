@@ -8,6 +8,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import IMAP
+import POP3
 import SMTP
 import Synchronization
 #if canImport(Glibc)
@@ -176,7 +177,12 @@ public final class Engine: @unchecked Sendable {
             guard let tls = snapshot.tls else { channel.close(promise: nil); return }
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: position)
         }
-        if l.role == .imap {
+        if l.role == .pop3 {
+            let maildrop = POP3Maildrop(engine: state, sessionID: state.nextSessionID())
+            let session = POP3Session(backend: maildrop, isTLS: implicitTLS, tlsAvailable: snapshot.tls != nil)
+            try channel.pipeline.syncOperations.addHandler(POP3ServerHandler(session: session, services: maildrop,
+                                                                            tlsContext: snapshot.tls, clientHost: client.host))
+        } else if l.role == .imap {
             let mailboxes = IMAPMailboxes(engine: state, sessionID: state.nextSessionID())
             let session = IMAPSession(backend: mailboxes, isTLS: implicitTLS, tlsAvailable: snapshot.tls != nil)
             try channel.pipeline.syncOperations.addHandler(IMAPServerHandler(session: session, services: mailboxes,
@@ -203,6 +209,7 @@ public final class Engine: @unchecked Sendable {
     static func requestShutdown(_ channel: Channel) {
         channel.pipeline.fireUserInboundEventTriggered(SMTPShutdownEvent())
         channel.pipeline.fireUserInboundEventTriggered(IMAPShutdownEvent())
+        channel.pipeline.fireUserInboundEventTriggered(POP3ShutdownEvent())
     }
 
     func installSignalHandlers() {

@@ -44,6 +44,8 @@ final class EngineState: SMTPServerBackend, @unchecked Sendable {
     /// IDLE watchers per user (lower-cased address).
     let watchers = Mutex<[String: [Int: @Sendable () -> Void]]>([:])
     let watcherCounter = Atomic<Int>(0)
+    /// Users whose INBOX a POP3 session holds (RFC 1939 §8 maildrop lock).
+    let pop3Locks = Mutex<Set<String>>([])
 
     /// Tells IDLE sessions of these users that their mailboxes changed.
     func notifyChanged(_ users: [String]) {

@@ -1,3 +1,5 @@
+import MailCore
+
 /// An IMAP session's logic (RFC 9051 with RFC 3501 clients): state, the
 /// selected mailbox's view (sequence numbers ↔ UIDs, known flags), and the
 /// commands. Runs one command at a time on a blocking thread; the NIO driver
@@ -264,7 +266,7 @@ public final class IMAPSession: @unchecked Sendable {
     public func saslResponse(tag: String, _ line: [UInt8]) -> Outcome {
         var w = IMAPWriter()
         if line == [UInt8(ascii: "*")] { w.status(tag: tag, "BAD", "Authentication cancelled"); return .respond(w.bytes) }
-        guard let decoded = IMAPBase64.decode(line) else { w.status(tag: tag, "BAD", "Bad base64"); return .respond(w.bytes) }
+        guard let decoded = line == [UInt8(ascii: "=")] ? [] : Base64.decode(line) else { w.status(tag: tag, "BAD", "Bad base64"); return .respond(w.bytes) }
         let parts = decoded.split(separator: 0, maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, !parts[1].isEmpty else { w.status(tag: tag, "BAD", "Malformed PLAIN response"); return .respond(w.bytes) }
         let authz = String(decoding: parts[0], as: UTF8.self), authc = String(decoding: parts[1], as: UTF8.self)
@@ -291,33 +293,3 @@ public final class IMAPSession: @unchecked Sendable {
     }
 }
 
-/// Base64 for SASL in IMAP (RFC 4648 §4).
-public enum IMAPBase64 {
-    static let table: [UInt8] = {
-        var t = [UInt8](repeating: 0xFF, count: 256)
-        for (i, c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() { t[Int(c)] = UInt8(i) }
-        return t
-    }()
-
-    public static func decode(_ input: [UInt8]) -> [UInt8]? {
-        if input == [UInt8(ascii: "=")] { return [] }
-        guard input.count % 4 == 0 else { return nil }
-        var out: [UInt8] = []
-        var i = 0
-        while i < input.count {
-            var v: UInt32 = 0
-            var pad = 0
-            for j in 0..<4 {
-                let c = input[i + j]
-                if c == UInt8(ascii: "=") && i + 4 == input.count && j >= 2 { pad += 1; v <<= 6; continue }
-                guard pad == 0, table[Int(c)] != 0xFF else { return nil }
-                v = v << 6 | UInt32(table[Int(c)])
-            }
-            out.append(UInt8(v >> 16 & 0xFF))
-            if pad < 2 { out.append(UInt8(v >> 8 & 0xFF)) }
-            if pad < 1 { out.append(UInt8(v & 0xFF)) }
-            i += 4
-        }
-        return out
-    }
-}
