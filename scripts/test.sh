@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v swaks >/dev/null || need_apt+=(swaks)
 command -v fetchmail >/dev/null || need_apt+=(fetchmail)
+command -v mbsync >/dev/null || need_apt+=(isync)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
