@@ -6,7 +6,7 @@ import SMTP
 
 /// The engine's IMAP backend: the store as IMAP sees it. Every call runs on
 /// the store thread (the same single writer as deliveries).
-final class IMAPMailboxes: IMAPBackend, IMAPServices, @unchecked Sendable {
+final class IMAPMailboxes: IMAPBackend, IMAPServices, EngineSessionServices, @unchecked Sendable {
     let engine: EngineState
     let sessionID: String
 
@@ -133,20 +133,6 @@ final class IMAPMailboxes: IMAPBackend, IMAPServices, @unchecked Sendable {
     }
 
     // MARK: IMAPServices
-
-    func runBlocking<T: Sendable>(on eventLoop: EventLoop, _ body: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
-        engine.scheduler.pool.runIfActive(eventLoop: eventLoop, body)
-    }
-
-    func authenticate(user: String, password: String, clientHost: String?, eventLoop: EventLoop) -> EventLoopFuture<IMAPAuthResult> {
-        engine.verifyPassword(user: user, password: password, ip: clientHost, session: sessionID, eventLoop: eventLoop).map {
-            switch $0 {
-            case .success(let u): return .success(user: u)
-            case .invalid: return .invalid
-            case .temporaryFailure: return .temporaryFailure
-            }
-        }
-    }
 
     func watch(user: String, _ onChange: @escaping @Sendable () -> Void) -> IMAPWatchToken {
         let key = user.lowercased()

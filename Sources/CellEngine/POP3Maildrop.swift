@@ -4,7 +4,7 @@ import NIOCore
 import POP3
 
 /// The engine's POP3 backend: a user's INBOX, on the store thread.
-final class POP3Maildrop: POP3Backend, POP3Services, @unchecked Sendable {
+final class POP3Maildrop: POP3Backend, POP3Services, EngineSessionServices, @unchecked Sendable {
     let engine: EngineState
     let sessionID: String
 
@@ -31,18 +31,4 @@ final class POP3Maildrop: POP3Backend, POP3Services, @unchecked Sendable {
 
     func lock(user: String) -> Bool { engine.pop3Locks.withLock { $0.insert(user.lowercased()).inserted } }
     func unlock(user: String) { _ = engine.pop3Locks.withLock { $0.remove(user.lowercased()) } }
-
-    func runBlocking<T: Sendable>(on eventLoop: EventLoop, _ body: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
-        engine.scheduler.pool.runIfActive(eventLoop: eventLoop, body)
-    }
-
-    func authenticate(user: String, password: String, clientHost: String?, eventLoop: EventLoop) -> EventLoopFuture<POP3AuthResult> {
-        engine.verifyPassword(user: user, password: password, ip: clientHost, session: sessionID, eventLoop: eventLoop).map {
-            switch $0 {
-            case .success(let u): return .success(user: u)
-            case .invalid: return .invalid
-            case .temporaryFailure: return .temporaryFailure
-            }
-        }
-    }
 }

@@ -1,17 +1,12 @@
+import MailCore
 import NIOCore
 import NIOSSL
-
-public enum IMAPAuthResult: Sendable {
-    case success(user: String)
-    case invalid
-    case temporaryFailure
-}
 
 /// What the engine provides to IMAP sessions beyond mailbox access.
 public protocol IMAPServices: AnyObject, Sendable {
     /// Runs blocking work (store access) off the event loop.
     func runBlocking<T: Sendable>(on eventLoop: EventLoop, _ body: @escaping @Sendable () throws -> T) -> EventLoopFuture<T>
-    func authenticate(user: String, password: String, clientHost: String?, eventLoop: EventLoop) -> EventLoopFuture<IMAPAuthResult>
+    func authenticate(user: String, password: String, clientHost: String?, eventLoop: EventLoop) -> EventLoopFuture<AuthVerdict>
     /// Calls `onChange` (from any thread) when `user`'s mailboxes change, until the returned token is cancelled.
     func watch(user: String, _ onChange: @escaping @Sendable () -> Void) -> IMAPWatchToken
     var autologoutSeconds: Int64 { get }

@@ -1,16 +1,11 @@
+import MailCore
 import NIOCore
 import NIOSSL
-
-public enum POP3AuthResult: Sendable {
-    case success(user: String)
-    case invalid
-    case temporaryFailure
-}
 
 /// What the engine provides to POP3 sessions beyond the maildrop.
 public protocol POP3Services: AnyObject, Sendable {
     func runBlocking<T: Sendable>(on eventLoop: EventLoop, _ body: @escaping @Sendable () throws -> T) -> EventLoopFuture<T>
-    func authenticate(user: String, password: String, clientHost: String?, eventLoop: EventLoop) -> EventLoopFuture<POP3AuthResult>
+    func authenticate(user: String, password: String, clientHost: String?, eventLoop: EventLoop) -> EventLoopFuture<AuthVerdict>
 }
 
 /// The NIO driver of a `POP3Session`: line framing with limits, one command

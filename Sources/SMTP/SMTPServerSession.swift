@@ -51,15 +51,6 @@ public struct SMTPTransaction: Hashable, Sendable {
     }
 }
 
-/// How the backend answered an AUTH attempt.
-public enum AuthVerdict: Hashable, Sendable {
-    case success(user: String)
-    case invalid
-    /// Locked out (too many failures for the IP or the account) or the
-    /// credential store is unavailable: RFC 4954 §6 454 4.7.0.
-    case temporaryFailure
-}
-
 /// The SMTP server's session logic as a pure state machine (RFC 5321 §4.1,
 /// RFC 3207, RFC 4954, RFC 3030, RFC 2920). Events go in; `Action`s come out
 /// for a driver to carry out. No I/O, no clock.

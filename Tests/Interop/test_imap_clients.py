@@ -14,16 +14,10 @@ import time
 
 import pytest
 
+from helpers_clients import insecure_tls_context as tls
 from conftest import Cell, USERS, base_config
 
 ALICE = "alice@example.test"
-
-
-def tls():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 @pytest.fixture
