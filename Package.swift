@@ -74,7 +74,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
-        .testTarget(name: "IMAPTests", dependencies: ["IMAP"]),
+        .testTarget(name: "IMAPTests", dependencies: ["IMAP", "MIME"]),
         .testTarget(name: "POP3Tests", dependencies: ["POP3"]),
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
         .testTarget(name: "CellEngineTests", dependencies: ["CellEngine", "MailCore"]),

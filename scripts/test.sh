@@ -11,6 +11,9 @@ command -v swaks >/dev/null || need_apt+=(swaks)
 command -v fetchmail >/dev/null || need_apt+=(fetchmail)
 command -v mbsync >/dev/null || need_apt+=(isync)
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v mutt >/dev/null || need_apt+=(mutt)
+command -v offlineimap >/dev/null || need_apt+=(offlineimap3)
+command -v tmux >/dev/null || need_apt+=(tmux)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${need_apt[*]}"

@@ -159,9 +159,20 @@ public final class Engine: @unchecked Sendable {
 
     func startSession(_ channel: Channel, listener l: CellConfiguration.Listener, client: SMTPClient, position: ChannelPipeline.Position) throws {
         guard state.acquireConnection(host: client.host) else {
-            var b = channel.allocator.buffer(capacity: 64)
-            SMTPReply.tooManyConnections.encode(into: &b)
-            channel.writeAndFlush(b).whenComplete { _ in channel.close(promise: nil) }
+            // Refused in the listener's own protocol, inside TLS where the listener speaks it.
+            if l.implicitTLS == true, let tls = state.snapshot.tls {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: position)
+            }
+            let refusal: [UInt8]
+            switch l.role {
+            case .imap: refusal = Array("* BYE [UNAVAILABLE] Too many connections, try again later\r\n".utf8)
+            case .pop3: refusal = Array("-ERR [SYS/TEMP] Too many connections, try again later\r\n".utf8)
+            case .mx, .submission:
+                var b = channel.allocator.buffer(capacity: 64)
+                SMTPReply.tooManyConnections.encode(into: &b)
+                refusal = Array(b.readableBytesView)
+            }
+            try channel.pipeline.syncOperations.addHandler(RefusalHandler(refusal))
             return
         }
         let id = ObjectIdentifier(channel)
@@ -267,3 +278,31 @@ public final class Engine: @unchecked Sendable {
 /// glibc's malloc_trim(3): not exported by the Glibc module map.
 @_silgen_name("malloc_trim")
 func postcellMallocTrim(_ pad: Int) -> Int32
+
+/// Says one thing (a busy-server refusal) and closes.
+final class RefusalHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let bytes: [UInt8]
+    var sent = false
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { send(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        send(context)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    func send(_ context: ChannelHandlerContext) {
+        guard !sent else { return }
+        sent = true
+        let buffer = context.channel.allocator.buffer(bytes: bytes)
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in context.close(promise: nil) }
+    }
+}

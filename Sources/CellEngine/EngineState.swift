@@ -108,10 +108,13 @@ final class EngineState: SMTPServerBackend, @unchecked Sendable {
         let l = s.limits
         return SMTPSessionConfiguration(
             hostname: s.config.hostname, role: role, tlsAvailable: s.tls != nil,
-            maxMessageBytes: l.maxMessageBytes ?? 36_700_160, maxRecipients: l.maxRecipients ?? 100,
+            maxMessageBytes: maxMessageBytes, maxRecipients: l.maxRecipients ?? 100,
             maxCommands: l.maxCommandsPerSession ?? 10_000, maxErrors: l.maxErrorsPerSession ?? 20,
             maxLineLength: l.maxCommandLineBytes ?? SMTPCommandParser.defaultMaxLineLength)
     }
+
+    /// The cell's message size limit (SIZE, APPEND): 35 MiB unless configured.
+    var maxMessageBytes: Int { snapshot.limits.maxMessageBytes ?? 36_700_160 }
 
     func idleTimeoutSeconds() -> Int64 { Int64(snapshot.limits.idleTimeoutSeconds ?? 300) }
 

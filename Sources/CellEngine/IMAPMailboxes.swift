@@ -51,21 +51,35 @@ final class IMAPMailboxes: IMAPBackend, IMAPServices, EngineSessionServices, @un
         }
     }
 
-    func messages(user: String, mailbox: String) throws -> [IMAPMessageInfo] {
+    func changes(user: String, mailbox: String, since modseq: Int64) throws -> IMAPMailboxChanges {
         try mapError {
-            _ = try store.status(user: user, mailbox: mailbox) // NONEXISTENT for a missing mailbox
-            return try store.messages(user: user, mailbox: mailbox).map {
-                IMAPMessageInfo(uid: UInt32($0.uid), flags: IMAPMailboxes.flagNames($0.flags, $0.keywords), modseq: $0.modseq,
-                                size: $0.size, internalDate: $0.internalDate)
+            let c = try store.changes(user: user, mailbox: mailbox, since: modseq)
+            return IMAPMailboxChanges(
+                uidValidity: UInt32(truncatingIfNeeded: c.uidValidity), highestModseq: c.highestModseq,
+                changed: c.changed.map {
+                    IMAPMessageInfo(uid: UInt32($0.uid), flags: IMAPMailboxes.flagNames($0.flags, $0.keywords), modseq: $0.modseq,
+                                    size: $0.size, internalDate: $0.internalDate, storageKey: $0.blob)
+                },
+                expunged: c.expunged.map { UInt32($0) })
+        }
+    }
+
+    func messageBytes(user: String, _ message: IMAPMessageInfo) throws -> [UInt8] {
+        try mapError {
+            do {
+                return try store.readBlob(message.storageKey)
+            } catch let e as FileSystemError where e.isMissing {
+                // Expunged by another session since this one last looked.
+                throw IMAPBackendError.nonexistent
             }
         }
     }
 
-    func messageBytes(user: String, mailbox: String, uid: UInt32) throws -> [UInt8] {
-        try mapError {
-            guard let m = try store.message(user: user, mailbox: mailbox, uid: Int64(uid)) else { throw IMAPBackendError.nonexistent }
-            return try DurableFile.readAll(m.path)
-        }
+    func quota(user: String) throws -> IMAPQuota {
+        guard let id = store.userID(user) else { throw IMAPBackendError.nonexistent }
+        let userLimit = engine.directory.users[user.lowercased()]?.quotaBytes ?? 0
+        let limit = userLimit > 0 ? userLimit : (engine.cellQuota > 0 ? engine.cellQuota : nil)
+        return IMAPQuota(used: store.usage(user: id), limit: limit)
     }
 
     func setFlags(user: String, mailbox: String, uids: [UInt32], mode: IMAPStoreMode, flags: [String], unchangedSince: Int64?) throws -> [UInt32] {
@@ -143,4 +157,6 @@ final class IMAPMailboxes: IMAPBackend, IMAPServices, EngineSessionServices, @un
     }
 
     var autologoutSeconds: Int64 { 30 * 60 }
+
+    var maxAppendBytes: Int { engine.maxMessageBytes }
 }

@@ -5,9 +5,31 @@ public struct IMAPMessageInfo: Hashable, Sendable {
     public var modseq: Int64
     public var size: Int64
     public var internalDate: Int64
-    public init(uid: UInt32, flags: [String], modseq: Int64, size: Int64, internalDate: Int64) {
+    /// The backend's handle on the message's content (opaque to the session).
+    public var storageKey: String
+    public init(uid: UInt32, flags: [String], modseq: Int64, size: Int64, internalDate: Int64, storageKey: String = "") {
         self.uid = uid; self.flags = flags; self.modseq = modseq; self.size = size; self.internalDate = internalDate
+        self.storageKey = storageKey
     }
+}
+
+/// What changed in a mailbox after a MODSEQ: added messages and new flags
+/// (`changed`), and expunged UIDs. `since: 0` lists every message.
+public struct IMAPMailboxChanges: Sendable {
+    public var uidValidity: UInt32
+    public var highestModseq: Int64
+    public var changed: [IMAPMessageInfo]
+    public var expunged: [UInt32]
+    public init(uidValidity: UInt32, highestModseq: Int64, changed: [IMAPMessageInfo], expunged: [UInt32]) {
+        self.uidValidity = uidValidity; self.highestModseq = highestModseq; self.changed = changed; self.expunged = expunged
+    }
+}
+
+/// A user's storage quota (RFC 9208 STORAGE), in octets; `limit` nil when unlimited.
+public struct IMAPQuota: Hashable, Sendable {
+    public var used: Int64
+    public var limit: Int64?
+    public init(used: Int64, limit: Int64?) { self.used = used; self.limit = limit }
 }
 
 public struct IMAPMailboxInfo: Hashable, Sendable {
@@ -40,8 +62,9 @@ public enum IMAPBackendError: Error, Hashable, Sendable {
 public protocol IMAPBackend: AnyObject, Sendable {
     func mailboxes(user: String) throws -> [IMAPMailboxInfo]
     func status(user: String, mailbox: String) throws -> IMAPMailboxStatus
-    func messages(user: String, mailbox: String) throws -> [IMAPMessageInfo]
-    func messageBytes(user: String, mailbox: String, uid: UInt32) throws -> [UInt8]
+    func changes(user: String, mailbox: String, since modseq: Int64) throws -> IMAPMailboxChanges
+    func messageBytes(user: String, _ message: IMAPMessageInfo) throws -> [UInt8]
+    func quota(user: String) throws -> IMAPQuota
     func setFlags(user: String, mailbox: String, uids: [UInt32], mode: IMAPStoreMode, flags: [String], unchangedSince: Int64?) throws -> [UInt32]
     func expunge(user: String, mailbox: String, uids: [UInt32]) throws
     func copy(user: String, from: String, to: String, uids: [UInt32], move: Bool) throws -> [(UInt32, UInt32)]

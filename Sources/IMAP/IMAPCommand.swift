@@ -18,8 +18,9 @@ public enum IMAPCommand: Hashable, Sendable {
     case enable([String])
     case id([String: String]?)
     case namespace
-    case select(String, condstore: Bool)
-    case examine(String, condstore: Bool)
+    /// SELECT/EXAMINE with RFC 7162 parameters: (CONDSTORE), (QRESYNC (...)).
+    case select(String, condstore: Bool, qresync: IMAPQResync? = nil)
+    case examine(String, condstore: Bool, qresync: IMAPQResync? = nil)
     case create(String)
     case delete(String)
     case rename(from: String, to: String)
@@ -29,18 +30,65 @@ public enum IMAPCommand: Hashable, Sendable {
     case list(reference: String, patterns: [String], selection: [String], returnOptions: [IMAPListReturn])
     case lsub(reference: String, pattern: String)
     case status(String, [String])
-    case append(mailbox: String, flags: [String], date: String?, message: [UInt8])
+    /// APPEND; `binary` when the message came as a literal8 (RFC 3516),
+    /// `utf8` for the RFC 6855 `UTF8 (literal8)` form.
+    case append(mailbox: String, flags: [String], date: String?, message: [UInt8], binary: Bool = false, utf8: Bool = false)
     case idle
     case check
     case close
     case unselect
     case expunge
     case uidExpunge(IMAPSequenceSet)
-    case fetch(IMAPSequenceSet, [IMAPFetchItem], uid: Bool, changedSince: Int64?)
+    /// FETCH with RFC 7162 modifiers (CHANGEDSINCE n [VANISHED]).
+    case fetch(IMAPSequenceSet, [IMAPFetchItem], uid: Bool, changedSince: Int64?, vanished: Bool = false)
     case store(IMAPSequenceSet, IMAPStoreMode, silent: Bool, flags: [String], uid: Bool, unchangedSince: Int64?)
     case copy(IMAPSequenceSet, String, uid: Bool)
     case move(IMAPSequenceSet, String, uid: Bool)
     case search(IMAPSearchKey, uid: Bool, returnOptions: [String]?, charset: String?)
+    /// RFC 5256 SORT: criteria, charset, search program.
+    case sort([IMAPSortCriterion], charset: String, IMAPSearchKey, uid: Bool)
+    /// RFC 5256 THREAD: algorithm (ORDEREDSUBJECT, REFERENCES), charset, search program.
+    case thread(String, charset: String, IMAPSearchKey, uid: Bool)
+    /// RFC 9208 quota commands.
+    case getQuota(String)
+    case getQuotaRoot(String)
+    case setQuota(String, [IMAPQuotaLimit])
+    /// RFC 4978 COMPRESS (DEFLATE).
+    case compress(String)
+}
+
+/// `QRESYNC (uidvalidity modseq [known-uids [(seq-match)]])` (RFC 7162 §3.2.5).
+public struct IMAPQResync: Hashable, Sendable {
+    public var uidValidity: UInt32
+    public var modseq: Int64
+    public var knownUIDs: IMAPSequenceSet?
+    /// Known sequence numbers and the UIDs they had, to find expunges cheaply.
+    public var knownSequences: IMAPSequenceSet?
+    public var knownSequenceUIDs: IMAPSequenceSet?
+    public init(uidValidity: UInt32, modseq: Int64, knownUIDs: IMAPSequenceSet? = nil,
+                knownSequences: IMAPSequenceSet? = nil, knownSequenceUIDs: IMAPSequenceSet? = nil) {
+        self.uidValidity = uidValidity; self.modseq = modseq; self.knownUIDs = knownUIDs
+        self.knownSequences = knownSequences; self.knownSequenceUIDs = knownSequenceUIDs
+    }
+}
+
+/// `sort-criterion = ["REVERSE" SP] sort-key` (RFC 5256 §3; DISPLAYFROM/DISPLAYTO of RFC 5957).
+public struct IMAPSortCriterion: Hashable, Sendable {
+    public enum Key: String, Hashable, Sendable, CaseIterable {
+        case arrival = "ARRIVAL", cc = "CC", date = "DATE", from = "FROM", size = "SIZE", subject = "SUBJECT", to = "TO"
+        case displayFrom = "DISPLAYFROM", displayTo = "DISPLAYTO"
+    }
+    public var key: Key
+    public var reverse: Bool
+    public init(_ key: Key, reverse: Bool = false) { self.key = key; self.reverse = reverse }
+}
+
+/// `quota-resource SP number` in SETQUOTA (RFC 9208 §4.1.3); the limit in
+/// the resource's unit (KiB for STORAGE).
+public struct IMAPQuotaLimit: Hashable, Sendable {
+    public var resource: String
+    public var limit: Int64
+    public init(resource: String, limit: Int64) { self.resource = resource; self.limit = limit }
 }
 
 public enum IMAPListReturn: Hashable, Sendable {

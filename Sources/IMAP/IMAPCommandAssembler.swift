@@ -35,6 +35,9 @@ public struct IMAPCommandAssembler: Sendable {
 
     public init() {}
 
+    /// The text of `tooLong` for a refused literal (the driver answers NO [TOOBIG]).
+    public static let literalTooLarge = "Literal too large"
+
     /// Consumes bytes from `input` (starting at `index`) and returns the
     /// events; bytes not yet forming a whole line stay buffered here.
     public mutating func feed(_ input: [UInt8]) -> [Event] {
@@ -80,7 +83,7 @@ public struct IMAPCommandAssembler: Sendable {
                         } else {
                             state = .skippingLiteral(remaining: n, thenLine: true)
                         }
-                        events.append(.tooLong(tag: t, text: "Literal too large"))
+                        events.append(.tooLong(tag: t, text: IMAPCommandAssembler.literalTooLarge))
                         continue
                     }
                     state = .literal(remaining: n)

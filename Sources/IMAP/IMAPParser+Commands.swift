@@ -40,15 +40,48 @@ extension IMAPParser {
             try space()
             let mb = try mailbox()
             var condstore = false
+            var qresync: IMAPQResync?
             if take(32) {
-                // RFC 7162 §3.1.8: (CONDSTORE); QRESYNC comes later.
-                let params = try atomList()
-                for p in params {
-                    guard p.uppercased() == "CONDSTORE" else { throw fail("Unsupported SELECT parameter \(p)") }
-                    condstore = true
+                // RFC 7162 §3.1.8 (CONDSTORE) and §3.2.5 (QRESYNC (...)).
+                try expect(UInt8(ascii: "("), "(")
+                while !take(UInt8(ascii: ")")) {
+                    if condstore || qresync != nil { try space() }
+                    switch try atom().uppercased() {
+                    case "CONDSTORE": condstore = true
+                    case "QRESYNC":
+                        try space()
+                        qresync = try qresyncParameters()
+                    case let p: throw fail("Unsupported SELECT parameter \(p)")
+                    }
                 }
             }
-            return name == "SELECT" ? .select(mb, condstore: condstore) : .examine(mb, condstore: condstore)
+            return name == "SELECT" ? .select(mb, condstore: condstore, qresync: qresync)
+                : .examine(mb, condstore: condstore, qresync: qresync)
+        case "GETQUOTA":
+            try space()
+            return .getQuota(try astring())
+        case "GETQUOTAROOT":
+            try space()
+            return .getQuotaRoot(try mailbox())
+        case "SETQUOTA":
+            // RFC 9208 §4.1.3: SETQUOTA root (resource limit ...)
+            try space()
+            let root = try astring()
+            try space()
+            try expect(UInt8(ascii: "("), "(")
+            var limits: [IMAPQuotaLimit] = []
+            while !take(UInt8(ascii: ")")) {
+                if !limits.isEmpty { try space() }
+                let r = try atom().uppercased()
+                try space()
+                limits.append(IMAPQuotaLimit(resource: r, limit: Int64(try number())))
+            }
+            return .setQuota(root, limits)
+        case "COMPRESS":
+            try space()
+            return .compress(try atom().uppercased())
+        case "SORT", "THREAD":
+            return name == "SORT" ? try sort(uid: false) : try thread(uid: false)
         case "CREATE":
             try space()
             return .create(try mailbox())
@@ -90,6 +123,8 @@ extension IMAPParser {
                 try space()
                 return .uidExpunge(try sequenceSet())
             }
+            if sub == "SORT" { return try sort(uid: true) }
+            if sub == "THREAD" { return try thread(uid: true) }
             guard ["FETCH", "STORE", "COPY", "MOVE", "SEARCH"].contains(sub) else { throw fail("Unknown UID command") }
             return try messageCommand(sub, uid: true)
         default:
@@ -174,9 +209,81 @@ extension IMAPParser {
             date = String(decoding: try string(), as: UTF8.self)
             try space()
         }
+        // RFC 6855 §4: UTF8 (literal8); RFC 3516 §4.4: literal8 (~{n}).
+        var utf8 = false
+        let save = i
+        if let w = try? atom(), w.uppercased() == "UTF8" {
+            try space()
+            try expect(UInt8(ascii: "("), "(")
+            utf8 = true
+        } else {
+            i = save
+        }
+        let binary = take(UInt8(ascii: "~"))
+        if utf8 && !binary { throw fail("UTF8 APPEND needs a literal8") }
         guard i < units.count, case .literal(let message) = units[i] else { throw fail("APPEND needs the message as a literal") }
         i += 1
-        return .append(mailbox: mb, flags: flags, date: date, message: message)
+        if utf8 { try expect(UInt8(ascii: ")"), ")") }
+        return .append(mailbox: mb, flags: flags, date: date, message: message, binary: binary, utf8: utf8)
+    }
+
+    /// `uid-set` known / sequence-match data of QRESYNC (RFC 7162 §3.2.5).
+    mutating func qresyncParameters() throws -> IMAPQResync {
+        try expect(UInt8(ascii: "("), "(")
+        let validity = try nzNumber()
+        try space()
+        let modseq = try number()
+        guard modseq > 0 else { throw fail("Expected a non-zero mod-sequence") }
+        var q = IMAPQResync(uidValidity: validity, modseq: Int64(modseq))
+        if take(32) {
+            if peekByte == UInt8(ascii: "(") {
+                try seqMatch(&q)
+            } else {
+                q.knownUIDs = try sequenceSet()
+                if take(32) { try seqMatch(&q) }
+            }
+        }
+        try expect(UInt8(ascii: ")"), ")")
+        return q
+    }
+
+    mutating func seqMatch(_ q: inout IMAPQResync) throws {
+        try expect(UInt8(ascii: "("), "(")
+        q.knownSequences = try sequenceSet()
+        try space()
+        q.knownSequenceUIDs = try sequenceSet()
+        try expect(UInt8(ascii: ")"), ")")
+    }
+
+    /// `sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria` (RFC 5256 §5).
+    mutating func sort(uid: Bool) throws -> IMAPCommand {
+        try space()
+        try expect(UInt8(ascii: "("), "(")
+        var criteria: [IMAPSortCriterion] = []
+        var reverse = false
+        while !take(UInt8(ascii: ")")) {
+            if !criteria.isEmpty || reverse { try space() }
+            let a = try atom().uppercased()
+            if a == "REVERSE" { reverse = true; continue }
+            guard let k = IMAPSortCriterion.Key(rawValue: a) else { throw fail("Unknown sort key \(a)") }
+            criteria.append(IMAPSortCriterion(k, reverse: reverse))
+            reverse = false
+        }
+        guard !criteria.isEmpty, !reverse else { throw fail("Expected sort criteria") }
+        try space()
+        let charset = try astring().uppercased()
+        try space()
+        return .sort(criteria, charset: charset, try searchProgram(), uid: uid)
+    }
+
+    /// `thread = ["UID" SP] "THREAD" SP thread-alg SP search-charset SP search-key` (RFC 5256 §5).
+    mutating func thread(uid: Bool) throws -> IMAPCommand {
+        try space()
+        let algorithm = try atom().uppercased()
+        try space()
+        let charset = try astring().uppercased()
+        try space()
+        return .thread(algorithm, charset: charset, try searchProgram(), uid: uid)
     }
 
     mutating func messageCommand(_ name: String, uid: Bool) throws -> IMAPCommand {
@@ -188,15 +295,25 @@ extension IMAPParser {
         case "FETCH":
             let items = try fetchItems()
             var changedSince: Int64?
+            var vanished = false
             if take(32) {
-                // RFC 7162 §3.1.4: (CHANGEDSINCE n)
+                // RFC 7162 §3.1.4 and §3.2.6: (CHANGEDSINCE n [VANISHED])
                 try expect(UInt8(ascii: "("), "(")
-                guard try atom().uppercased() == "CHANGEDSINCE" else { throw fail("Unknown FETCH modifier") }
-                try space()
-                changedSince = Int64(try number())
-                try expect(UInt8(ascii: ")"), ")")
+                var first = true
+                while !take(UInt8(ascii: ")")) {
+                    if !first { try space() }
+                    first = false
+                    switch try atom().uppercased() {
+                    case "CHANGEDSINCE":
+                        try space()
+                        changedSince = Int64(try number())
+                    case "VANISHED": vanished = true
+                    default: throw fail("Unknown FETCH modifier")
+                    }
+                }
+                if vanished && (changedSince == nil || !uid) { throw fail("VANISHED needs UID FETCH with CHANGEDSINCE") }
             }
-            return .fetch(set, items, uid: uid, changedSince: changedSince)
+            return .fetch(set, items, uid: uid, changedSince: changedSince, vanished: vanished)
         case "STORE":
             var unchangedSince: Int64?
             if take(UInt8(ascii: "(")) {

@@ -103,6 +103,8 @@ extension IMAPParser {
     mutating func partial() throws -> ClosedRange<Int>? {
         guard take(UInt8(ascii: "<")) else { return nil }
         let start = try number()
+        // RFC 9051 §9: number is 32-bit; a larger offset would overflow below.
+        guard start <= Int(UInt32.max) else { throw fail("Partial offset out of range") }
         try expect(UInt8(ascii: "."), ".")
         let count = Int(try nzNumber())
         try expect(UInt8(ascii: ">"), ">")

@@ -25,9 +25,14 @@ extension IMAPParser {
         } else {
             i = save2
         }
+        return .search(try searchProgram(), uid: uid, returnOptions: returns, charset: charset)
+    }
+
+    /// One or more search keys, ANDed.
+    mutating func searchProgram() throws -> IMAPSearchKey {
         var keys = [try searchKey(depth: 0)]
         while take(32) { keys.append(try searchKey(depth: 0)) }
-        return .search(keys.count == 1 ? keys[0] : .and(keys), uid: uid, returnOptions: returns, charset: charset)
+        return keys.count == 1 ? keys[0] : .and(keys)
     }
 
     /// Nesting of NOT/OR/parentheses is bounded.

@@ -113,9 +113,11 @@ public struct IMAPParser {
         return peekByte == UInt8(ascii: "\"")
     }
 
+    /// Unquoted UTF-8 is accepted too (RFC 9051 wants it quoted; clients
+    /// send it bare, and widespread servers take it).
     mutating func astring() throws -> String {
         if startsString { return String(decoding: try string(), as: UTF8.self) }
-        let a = run(while: IMAPParser.isAstringChar)
+        let a = run { IMAPParser.isAstringChar($0) || $0 >= 0x80 }
         guard !a.isEmpty else { throw fail("Expected a string or atom") }
         return String(decoding: a, as: UTF8.self)
     }

@@ -10,6 +10,8 @@ public protocol IMAPServices: AnyObject, Sendable {
     /// Calls `onChange` (from any thread) when `user`'s mailboxes change, until the returned token is cancelled.
     func watch(user: String, _ onChange: @escaping @Sendable () -> Void) -> IMAPWatchToken
     var autologoutSeconds: Int64 { get }
+    /// The largest message APPEND takes (the cell's message size limit).
+    var maxAppendBytes: Int { get }
 }
 
 public final class IMAPWatchToken: Sendable {
@@ -43,12 +45,31 @@ public final class IMAPServerHandler: ChannelInboundHandler, @unchecked Sendable
     var watch: IMAPWatchToken?
     var idleTimer: Scheduled<Void>?
     var context: ChannelHandlerContext?
+    /// Work waiting for the output buffer to drain below its low watermark.
+    var whenWritable: (() -> Void)?
+    var reading = true
+    /// Commands framed but not yet run; beyond this, reading stops until they are.
+    static let maxQueued = 32
 
     public init(session: IMAPSession, services: IMAPServices, tlsContext: NIOSSLContext?, clientHost: String?) {
         self.session = session
         self.services = services
         self.tlsContext = tlsContext
         self.clientHost = clientHost
+        limitAssembler()
+    }
+
+    /// Before login a literal only carries credentials: a few KiB. After
+    /// it, APPEND takes messages up to the cell's limit.
+    static let preAuthLiteralBytes = 8192
+    /// RFC 9051 §5.4 asks 30 minutes of patience for logged-in sessions
+    /// only; a connection that never logs in is dropped sooner.
+    static let preAuthTimeoutSeconds: Int64 = 120
+
+    func limitAssembler() {
+        let limit = session.user == nil ? IMAPServerHandler.preAuthLiteralBytes : services.maxAppendBytes
+        assembler.maxLiteralLength = limit
+        assembler.maxCommandLength = limit + 65536
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
@@ -96,6 +117,31 @@ public final class IMAPServerHandler: ChannelInboundHandler, @unchecked Sendable
         context.writeAndFlush(wrapOutboundOut(b)).whenComplete { _ in context.close(promise: nil) }
     }
 
+    /// Backpressure: a client that does not read its responses stops the
+    /// session (no further commands run, no further input is read) instead
+    /// of growing the output buffer.
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let work = whenWritable {
+            whenWritable = nil
+            work()
+        }
+        if context.channel.isWritable { drain(context) }
+        updateReading(context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func afterFlush(_ context: ChannelHandlerContext, _ work: @escaping () -> Void) {
+        if context.channel.isWritable { work() } else { whenWritable = work }
+    }
+
+    func updateReading(_ context: ChannelHandlerContext) {
+        let want = !closing && queue.count < IMAPServerHandler.maxQueued && context.channel.isWritable
+        guard want != reading else { return }
+        reading = want
+        context.channel.setOption(ChannelOptions.autoRead, value: want).whenComplete { _ in }
+        if want { context.read() }
+    }
+
     public func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
     }
@@ -106,12 +152,14 @@ public final class IMAPServerHandler: ChannelInboundHandler, @unchecked Sendable
         resetTimer(context)
         queue += assembler.feed(Array(buffer.readableBytesView))
         drain(context)
+        updateReading(context)
     }
 
     /// RFC 9051 §5.4: an idle session is logged out after at least 30 minutes.
     func resetTimer(_ context: ChannelHandlerContext) {
         idleTimer?.cancel()
-        idleTimer = context.eventLoop.scheduleTask(in: .seconds(services.autologoutSeconds)) { [weak self] in
+        let timeout = session.user == nil ? IMAPServerHandler.preAuthTimeoutSeconds : services.autologoutSeconds
+        idleTimer = context.eventLoop.scheduleTask(in: .seconds(timeout)) { [weak self] in
             guard let self, !self.closing else { return }
             var w = IMAPWriter()
             w.status(tag: nil, "BYE", "Autologout; idle for too long")
@@ -122,15 +170,30 @@ public final class IMAPServerHandler: ChannelInboundHandler, @unchecked Sendable
     }
 
     func drain(_ context: ChannelHandlerContext) {
-        defer { closeIfIdleForShutdown(context) }
-        while !busy && !closing && !queue.isEmpty {
+        defer {
+            closeIfIdleForShutdown(context)
+            updateReading(context)
+        }
+        while !busy && !closing && !queue.isEmpty && context.channel.isWritable {
             let event = queue.removeFirst()
             switch event {
             case .continuationNeeded:
                 write(Array("+ Ready for literal data\r\n".utf8), context)
             case .tooLong(let tag, let text):
                 var w = IMAPWriter()
-                w.status(tag: tag ?? "*", "BAD", text)
+                switch mode {
+                case .sasl(let saslTag):
+                    // The SASL response was the over-long line: the exchange ends there.
+                    mode = .commands
+                    w.status(tag: saslTag, "BAD", "Authentication response too long")
+                case .idle, .commands:
+                    if text == IMAPCommandAssembler.literalTooLarge {
+                        // RFC 9051 §7.1: TOOBIG, before the client sends a synchronizing literal.
+                        w.status(tag: tag ?? "*", "NO", code: "TOOBIG", "Literal larger than \(assembler.maxLiteralLength) octets")
+                    } else {
+                        w.status(tag: tag ?? "*", "BAD", text)
+                    }
+                }
                 write(w.bytes, context)
             case .command(let pieces):
                 handle(pieces, context)
@@ -192,6 +255,24 @@ public final class IMAPServerHandler: ChannelInboundHandler, @unchecked Sendable
         switch outcome {
         case .respond(let bytes):
             write(bytes, context)
+        case .partial(let bytes, let next):
+            // A long response in pieces: the next one is made once this one
+            // has drained, so a slow reader costs one piece of memory.
+            busy = true
+            write(bytes, context)
+            let services = self.services
+            afterFlush(context) {
+                services.runBlocking(on: context.eventLoop) { next() }
+                    .hop(to: context.eventLoop)
+                    .whenComplete { result in
+                        self.busy = false
+                        switch result {
+                        case .success(let outcome): self.perform(outcome, context)
+                        case .failure: context.close(promise: nil)
+                        }
+                        self.drain(context)
+                    }
+            }
         case .logout(let bytes):
             closing = true
             var b = context.channel.allocator.buffer(capacity: bytes.count)
@@ -202,6 +283,7 @@ public final class IMAPServerHandler: ChannelInboundHandler, @unchecked Sendable
             // RFC 9051 §6.2.1: commands pipelined after STARTTLS are discarded.
             queue = []
             assembler = IMAPCommandAssembler()
+            limitAssembler()
             guard let tlsContext else { return }
             do {
                 try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext), position: .first)
@@ -215,7 +297,10 @@ public final class IMAPServerHandler: ChannelInboundHandler, @unchecked Sendable
                 .hop(to: context.eventLoop).whenComplete { result in
                     self.busy = false
                     switch (try? result.get()) ?? .temporaryFailure {
-                    case .success(let u): self.write(self.session.authenticated(tag: tag, user: u), context)
+                    case .success(let u):
+                        self.write(self.session.authenticated(tag: tag, user: u), context)
+                        self.limitAssembler()
+                        self.resetTimer(context)
                     case .invalid: self.write(self.session.authenticationFailed(tag: tag, temporary: false), context)
                     case .temporaryFailure: self.write(self.session.authenticationFailed(tag: tag, temporary: true), context)
                     }

@@ -3,100 +3,158 @@ import MIME
 extension IMAPSession {
     // MARK: FETCH (RFC 9051 §6.4.5, §7.5.2)
 
-    func fetch(_ w: inout IMAPWriter, set: IMAPSequenceSet, items requested: [IMAPFetchItem], byUID: Bool, changedSince: Int64?) throws {
-        guard let s = selected else { return }
+    /// What one FETCH will send: the messages and items, fixed when it starts.
+    struct FetchPlan: Sendable {
+        var uids: [UInt32]
+        var items: [IMAPFetchItem]
+        var marksSeen: Bool
+        var changedSince: Int64?
+        /// Only the header is needed (ENVELOPE, flags, sizes...): no MIME walk of the body.
+        var headerOnly: Bool
+    }
+
+    func fetchPlan(set: IMAPSequenceSet, items requested: [IMAPFetchItem], byUID: Bool, changedSince: Int64?) throws -> FetchPlan {
+        let s = selected!
         var items = requested
-        if byUID && !items.contains(.uid) { items.insert(.uid, at: 0) }
+        if (byUID || qresync) && !items.contains(.uid) { items.insert(.uid, at: 0) }
         if changedSince != nil && !items.contains(.modseq) { items.append(.modseq) }
         let uids = resolve(set, byUID: byUID)
-        let current = try backend.messages(user: user!, mailbox: s.name)
-        var info: [UInt32: IMAPMessageInfo] = [:]
-        for m in current { info[m.uid] = m }
         let marksSeen = !s.readOnly && items.contains { item in
             switch item {
-            case .bodySection(_, _, let peek): return !peek
+            case .bodySection(_, _, let peek), .binary(_, _, let peek): return !peek
             case .rfc822, .rfc822Text: return true
             default: return false
             }
         }
         if marksSeen {
-            let unseen = uids.filter { !(info[$0]?.flags.contains("\\Seen") ?? true) }
+            let unseen = uids.filter { !(s.current[$0]?.flags.contains("\\Seen") ?? true) }
             if !unseen.isEmpty {
                 _ = try backend.setFlags(user: user!, mailbox: s.name, uids: unseen, mode: .add, flags: ["\\Seen"], unchangedSince: nil)
-                for m in try backend.messages(user: user!, mailbox: s.name) where unseen.contains(m.uid) { info[m.uid] = m }
+                try refresh()
             }
         }
-        for uid in uids {
-            guard let m = info[uid], let seq = selected!.uids.firstIndex(of: uid) else { continue } // expunged meanwhile
-            if let since = changedSince, m.modseq <= since { continue }
-            var body: [UInt8]?
-            func bytes() throws -> [UInt8] {
-                if body == nil { body = try backend.messageBytes(user: user!, mailbox: s.name, uid: uid) }
-                return body!
-            }
-            var parsed: MIMEPart?
-            func mime() throws -> MIMEPart {
-                if parsed == nil { parsed = MIMEMessage.parse(try bytes()) }
-                return parsed!
-            }
-            var parts = IMAPWriter()
-            var first = true
-            func item(_ name: String) { if !first { parts.space() }; first = false; parts.raw(name) }
-            var flagsSent = false
-            for it in items {
-                switch it {
-                case .uid: item("UID \(uid)")
-                case .flags: item("FLAGS "); parts.flags(m.flags); flagsSent = true
-                case .internalDate: item("INTERNALDATE \"\(IMAPDate.formatDateTime(m.internalDate))\"")
-                case .rfc822Size: item("RFC822.SIZE \(m.size)")
-                case .modseq: item("MODSEQ (\(m.modseq))")
-                case .rfc822: item("RFC822 "); parts.literal(try bytes())
-                case .rfc822Header: item("RFC822.HEADER "); parts.literal(try sectionBytes(try bytes(), try mime(), IMAPSection(text: .header)))
-                case .rfc822Text: item("RFC822.TEXT "); parts.literal(try sectionBytes(try bytes(), try mime(), IMAPSection(text: .text)))
-                case .envelope:
-                    let root = try mime()
-                    item("ENVELOPE ")
-                    IMAPStructure.envelope(root.envelope ?? Envelope(header: root.header), into: &parts)
-                case .bodyStructure:
-                    item("BODYSTRUCTURE ")
-                    IMAPStructure.body(try mime(), extended: true, into: &parts)
-                case .body:
-                    item("BODY ")
-                    IMAPStructure.body(try mime(), extended: false, into: &parts)
-                case .binary(let path, let partial, _):
-                    let decoded = try binary(try bytes(), try mime(), path)
-                    var name = "BINARY[" + path.map(String.init).joined(separator: ".") + "]"
-                    var data = decoded
-                    if let p = partial {
-                        name += "<\(p.lowerBound)>"
-                        let lo = min(p.lowerBound, decoded.count), hi = min(p.upperBound + 1, decoded.count)
-                        data = Array(decoded[lo..<hi])
-                    }
-                    item(name + " ")
-                    parts.literal(data, binary: true)
-                case .binarySize(let path):
-                    item("BINARY.SIZE[" + path.map(String.init).joined(separator: ".") + "] \(try binary(try bytes(), try mime(), path).count)")
-                case .bodySection(let section, let partial, _):
-                    let full = try sectionBytes(try bytes(), try mime(), section)
-                    var name = "BODY[" + sectionName(section) + "]"
-                    var data = full
-                    if let p = partial {
-                        name += "<\(p.lowerBound)>"
-                        let lo = min(p.lowerBound, full.count), hi = min(p.upperBound + 1, full.count)
-                        data = Array(full[lo..<hi])
-                    }
-                    item(name + " ")
-                    parts.literal(data)
-                default: break
+        let headerOnly = items.allSatisfy { item in
+            switch item {
+            case .uid, .flags, .internalDate, .rfc822Size, .modseq, .envelope, .rfc822Header: return true
+            case .bodySection(let section, _, _):
+                switch section.text {
+                case .header, .headerFields, .headerFieldsNot: return section.part.isEmpty
+                default: return false
                 }
+            default: return false
             }
-            if marksSeen && !flagsSent { item("FLAGS "); parts.flags(m.flags) }
-            selected!.known[uid] = (m.flags, m.modseq)
-            w.raw("* \(seq + 1) FETCH (")
-            w.raw(parts.bytes)
-            w.raw(")")
-            w.crlf()
         }
+        return FetchPlan(uids: uids, items: items, marksSeen: marksSeen, changedSince: changedSince, headerOnly: headerOnly)
+    }
+
+    /// Responses are sent in pieces of about this size (see `Outcome.partial`).
+    static let fetchChunkBytes = 256 * 1024
+
+    func fetchChunk(_ start: IMAPWriter, tag: String, plan: FetchPlan, from: Int) -> Outcome {
+        var w = start
+        var i = from
+        do {
+            while i < plan.uids.count && w.bytes.count < IMAPSession.fetchChunkBytes {
+                try fetchOne(&w, plan: plan, uid: plan.uids[i])
+                i += 1
+            }
+        } catch {
+            w.raw(failure(error, tag: tag))
+            return .respond(w.bytes)
+        }
+        if i < plan.uids.count {
+            let next = i
+            return .partial(w.bytes) { self.fetchChunk(IMAPWriter(), tag: tag, plan: plan, from: next) }
+        }
+        w.status(tag: tag, "OK", "FETCH completed")
+        return .respond(w.bytes)
+    }
+
+    func fetchOne(_ w: inout IMAPWriter, plan: FetchPlan, uid: UInt32) throws {
+        let items = plan.items, marksSeen = plan.marksSeen
+        // Expunged by another session meanwhile: nothing to say until it may be reported.
+        guard selected != nil, let m = selected!.current[uid], let seq = selected!.sequence(of: uid) else { return }
+        if let since = plan.changedSince, m.modseq <= since { return }
+        var parts = IMAPWriter()
+        do {
+            var body: [UInt8]?
+                func bytes() throws -> [UInt8] {
+                    if body == nil { body = try backend.messageBytes(user: user!, m) }
+                    return body!
+                }
+                var parsed: MIMEPart?
+                func mime() throws -> MIMEPart {
+                    if parsed == nil { parsed = MIMEMessage.parse(try bytes()) }
+                    return parsed!
+                }
+                func header() throws -> RFC5322Header {
+                    if let parsed { return parsed.header }
+                    return RFC5322Header.parse(try bytes())
+                }
+                var first = true
+                func item(_ name: String) { if !first { parts.space() }; first = false; parts.raw(name) }
+                var flagsSent = false
+                for it in items {
+                    switch it {
+                    case .uid: item("UID \(uid)")
+                    case .flags: item("FLAGS "); parts.flags(m.flags); flagsSent = true
+                    case .internalDate: item("INTERNALDATE \"\(IMAPDate.formatDateTime(m.internalDate))\"")
+                    case .rfc822Size: item("RFC822.SIZE \(m.size)")
+                    case .modseq: item("MODSEQ (\(m.modseq))")
+                    case .rfc822: item("RFC822 "); parts.literal(IMAPSession.textSafe(try bytes()))
+                    case .rfc822Header: item("RFC822.HEADER "); parts.literal(IMAPSession.textSafe(try sectionBytes(try bytes(), try mime(), IMAPSection(text: .header))))
+                    case .rfc822Text: item("RFC822.TEXT "); parts.literal(IMAPSession.textSafe(try sectionBytes(try bytes(), try mime(), IMAPSection(text: .text))))
+                    case .envelope:
+                        item("ENVELOPE ")
+                        IMAPStructure.envelope(Envelope(header: try header()), into: &parts)
+                    case .bodyStructure:
+                        item("BODYSTRUCTURE ")
+                        IMAPStructure.body(try mime(), extended: true, into: &parts)
+                    case .body:
+                        item("BODY ")
+                        IMAPStructure.body(try mime(), extended: false, into: &parts)
+                    case .binary(let path, let partial, _):
+                        let decoded = try binary(try bytes(), try mime(), path)
+                        var name = "BINARY[" + path.map(String.init).joined(separator: ".") + "]"
+                        var data = decoded
+                        if let p = partial {
+                            name += "<\(p.lowerBound)>"
+                            let lo = min(p.lowerBound, decoded.count), hi = min(p.upperBound + 1, decoded.count)
+                            data = Array(decoded[lo..<hi])
+                        }
+                        item(name + " ")
+                        parts.literal(data, binary: true)
+                    case .binarySize(let path):
+                        item("BINARY.SIZE[" + path.map(String.init).joined(separator: ".") + "] \(try binary(try bytes(), try mime(), path).count)")
+                    case .bodySection(let section, let partial, _):
+                        let full = try sectionBytes(try bytes(), try mime(), section)
+                        var name = "BODY[" + sectionName(section) + "]"
+                        var data = full
+                        if let p = partial {
+                            name += "<\(p.lowerBound)>"
+                            let lo = min(p.lowerBound, full.count), hi = min(p.upperBound + 1, full.count)
+                            data = Array(full[lo..<hi])
+                        }
+                        item(name + " ")
+                        parts.literal(IMAPSession.textSafe(data))
+                    }
+                }
+                if marksSeen && !flagsSent { item("FLAGS "); parts.flags(m.flags) }
+                if flagsSent || marksSeen { selected!.reported[uid] = m.modseq; selected!.dirty.remove(uid) }
+        } catch IMAPBackendError.nonexistent {
+            return // its file went with an expunge by another session; reported later
+        }
+        w.raw("* \(seq + 1) FETCH (")
+        w.raw(parts.bytes)
+        w.raw(")")
+        w.crlf()
+    }
+
+    /// BODY[] and RFC822 literals cannot carry NUL (RFC 9051 §4.3); content
+    /// appended as binary shows 0x80 in their place there, BINARY[] has it exact.
+    static func textSafe(_ bytes: [UInt8]) -> [UInt8] {
+        guard bytes.contains(0) else { return bytes }
+        return bytes.map { $0 == 0 ? 0x80 : $0 }
     }
 
     func sectionName(_ s: IMAPSection) -> String {
@@ -151,98 +209,95 @@ extension IMAPSession {
         let s = selected!
         let uids = resolve(set, byUID: byUID)
         let failed = try backend.setFlags(user: user!, mailbox: s.name, uids: uids, mode: mode, flags: flags, unchangedSince: unchangedSince)
-        let current = try backend.messages(user: user!, mailbox: s.name)
-        for m in current where uids.contains(m.uid) && !failed.contains(m.uid) {
-            guard let seq = selected!.uids.firstIndex(of: m.uid) else { continue }
-            let changedByUs = selected!.known[m.uid]?.modseq != m.modseq
-            selected!.known[m.uid] = (m.flags, m.modseq)
+        try refresh()
+        let failedSet = Set(failed)
+        for uid in uids where !failedSet.contains(uid) {
+            guard let m = selected!.current[uid], let seq = selected!.sequence(of: uid) else { continue }
+            let changedByUs = selected!.reported[uid] != m.modseq
+            selected!.reported[uid] = m.modseq
+            selected!.dirty.remove(uid)
             // RFC 7162 §3.1.3: with CONDSTORE, a silent STORE still reports MODSEQ.
             if silent && !(condstore && changedByUs) { continue }
             w.raw("* \(seq + 1) FETCH (")
-            if byUID { w.raw("UID \(m.uid) ") }
+            if byUID || qresync { w.raw("UID \(uid) ") }
             w.raw("FLAGS ")
             w.flags(m.flags)
             if condstore { w.raw(" MODSEQ (\(m.modseq))") }
             w.raw(")")
             w.crlf()
         }
-        return byUID ? failed : failed.compactMap { u in selected!.uids.firstIndex(of: u).map { UInt32($0 + 1) } }
+        return byUID ? failed : failed.compactMap { u in selected!.sequence(of: u).map { UInt32($0 + 1) } }
     }
 
-    // MARK: SEARCH (RFC 9051 §6.4.4)
+    // MARK: SEARCH (RFC 9051 §6.4.4, RFC 4731 ESEARCH, RFC 5182 SEARCHRES)
 
+    /// (sequence number, UID) of the messages matching `key`, in mailbox order.
     func search(_ key: IMAPSearchKey) throws -> [(UInt32, UInt32)] {
         let s = selected!
-        let current = try backend.messages(user: user!, mailbox: s.name)
-        var info: [UInt32: IMAPMessageInfo] = [:]
-        for m in current { info[m.uid] = m }
         var out: [(UInt32, UInt32)] = []
         let count = UInt32(s.uids.count), star = s.uids.last ?? 0
+        let saved = key.usesSavedResult ? Set(savedUIDs) : []
         for (i, uid) in s.uids.enumerated() {
-            guard let m = info[uid] else { continue }
+            guard let m = s.current[uid] else { continue }
             var cache: [UInt8]?
-            let ctx = SearchContext(seq: UInt32(i + 1), count: count, star: star, info: m) {
-                if cache == nil { cache = try self.backend.messageBytes(user: self.user!, mailbox: s.name, uid: uid) }
+            let ctx = SearchContext(seq: UInt32(i + 1), count: count, star: star, info: m, saved: saved) {
+                if cache == nil { cache = try self.backend.messageBytes(user: self.user!, m) }
                 return cache!
             }
             if try ctx.matches(key) { out.append((UInt32(i + 1), uid)) }
         }
         return out
     }
-}
 
-/// A message split at its header/body boundary (RFC 5322 §2.1).
-struct MessageSplit {
-    let header: [UInt8]
-    let text: [UInt8]
-
-    init(_ m: [UInt8]) {
-        var end = m.count
-        var i = 0
-        while i < m.count {
-            if m[i] == 10 {
-                if i + 1 < m.count && m[i + 1] == 10 { end = i + 2; break }
-                if i + 2 < m.count && m[i + 1] == 13 && m[i + 2] == 10 { end = i + 3; break }
-            }
-            i += 1
+    /// SEARCH, or ESEARCH when the client asked for RETURN options or
+    /// speaks IMAP4rev2 (RFC 9051 §7.3.4); SAVE keeps the result for `$`.
+    func searchResponse(_ w: inout IMAPWriter, tag: String, found: [(UInt32, UInt32)], key: IMAPSearchKey, byUID: Bool,
+                        returns: [String]?) {
+        let numbers = found.map { byUID ? $0.1 : $0.0 }
+        var highest: Int64?
+        if key.usesModseq {
+            // RFC 7162 §3.1.5: the highest MODSEQ of the matching messages.
+            highest = found.compactMap { selected!.current[$0.1]?.modseq }.max()
         }
-        if m.starts(with: [13, 10]) { end = 2 }
-        header = Array(m[0..<end])
-        text = Array(m[end...])
-    }
-
-    /// Unfolded header values for a field name.
-    func values(_ name: String) -> [String] {
-        let lower = name.lowercased()
-        var out: [String] = []
-        var current: String?
-        var lineStart = 0
-        for i in header.indices where header[i] == 10 {
-            var line = Array(header[lineStart..<i])
-            lineStart = i + 1
-            if line.last == 13 { line.removeLast() }
-            if line.first == 32 || line.first == 9 {
-                if current != nil { current! += String(decoding: line, as: UTF8.self) }
-                continue
-            }
-            if let c = current { out.append(c); current = nil }
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
-            if String(decoding: line[..<colon], as: UTF8.self).lowercased().trimmingSpaces() == lower {
-                current = String(decoding: line[(colon + 1)...], as: UTF8.self)
-            }
+        guard returns != nil || enabled.contains("IMAP4REV2") else {
+            w.raw("* SEARCH")
+            for n in numbers { w.raw(" \(n)") }
+            if let highest { w.raw(" (MODSEQ \(highest))") }
+            w.crlf()
+            return
         }
-        if let c = current { out.append(c) }
-        return out
+        var options = Set(returns ?? [])
+        if options.isEmpty || options == ["SAVE"] && returns!.isEmpty { options.insert("ALL") }
+        if options.contains("SAVE") {
+            // RFC 5182 §2.1: with only MIN and/or MAX, those are what is saved.
+            let uids = found.map(\.1)
+            if options.isDisjoint(with: ["ALL", "COUNT"]) && !options.isDisjoint(with: ["MIN", "MAX"]) {
+                savedUIDs = [options.contains("MIN") ? uids.first : nil, options.contains("MAX") ? uids.last : nil].compactMap { $0 }
+            } else {
+                savedUIDs = uids
+            }
+            options.remove("SAVE")
+            if options.isEmpty { return } // SAVE alone: no ESEARCH response
+        }
+        w.raw("* ESEARCH (TAG "); w.string(tag); w.raw(")")
+        if byUID { w.raw(" UID") }
+        if options.contains("MIN"), let v = numbers.min() { w.raw(" MIN \(v)") }
+        if options.contains("MAX"), let v = numbers.max() { w.raw(" MAX \(v)") }
+        if options.contains("ALL"), !numbers.isEmpty { w.raw(" ALL " + IMAPSession.uidSet(numbers.sorted())) }
+        if options.contains("COUNT") { w.raw(" COUNT \(numbers.count)") }
+        if let highest, !numbers.isEmpty { w.raw(" MODSEQ \(highest)") }
+        w.crlf()
     }
 }
 
 struct SearchContext {
     let seq: UInt32, count: UInt32, star: UInt32
     let info: IMAPMessageInfo
+    let saved: Set<UInt32>
     let bytes: () throws -> [UInt8]
 
-    init(seq: UInt32, count: UInt32, star: UInt32, info: IMAPMessageInfo, bytes: @escaping () throws -> [UInt8]) {
-        self.seq = seq; self.count = count; self.star = star; self.info = info; self.bytes = bytes
+    init(seq: UInt32, count: UInt32, star: UInt32, info: IMAPMessageInfo, saved: Set<UInt32> = [], bytes: @escaping () throws -> [UInt8]) {
+        self.seq = seq; self.count = count; self.star = star; self.info = info; self.saved = saved; self.bytes = bytes
     }
 
     func contains(_ haystack: String, _ needle: String) -> Bool {
@@ -255,8 +310,8 @@ struct SearchContext {
         case .and(let keys): return try keys.allSatisfy { try matches($0) }
         case .or(let a, let b): return try matches(a) || matches(b)
         case .not(let k): return try !matches(k)
-        case .sequence(let set): return set.contains(seq, star: count)
-        case .uid(let set): return set.contains(info.uid, star: star)
+        case .sequence(let set): return set.isSavedResult ? saved.contains(info.uid) : set.contains(seq, star: count)
+        case .uid(let set): return set.isSavedResult ? saved.contains(info.uid) : set.contains(info.uid, star: star)
         case .flag(let f, let on):
             if f == "\\Recent" { return !on }
             return info.flags.contains { $0.lowercased() == f.lowercased() } == on
@@ -270,22 +325,90 @@ struct SearchContext {
             if case .before = key { return t < day }
             if case .on = key { return t >= day && t < day + 86400 }
             return t >= day
-        case .sentBefore, .sentOn, .sentSince:
-            // The Date: header needs the RFC 5322 date parser of the MIME work; internal date stands in.
-            let d: String
-            switch key { case .sentBefore(let x), .sentOn(let x), .sentSince(let x): d = x; default: d = "" }
+        case .sentBefore(let d), .sentOn(let d), .sentSince(let d):
+            // RFC 9051 §6.4.4: the Date: header's date, its time zone disregarded;
+            // the internal date stands in when the header is missing or unreadable.
             guard let day = IMAPDate.parseDate(d) else { throw IMAPSession.SessionError(text: "Bad date") }
-            let t = info.internalDate
+            let t = sentDay(try header())
             if case .sentBefore = key { return t < day }
             if case .sentOn = key { return t >= day && t < day + 86400 }
             return t >= day
         case .header(let name, let value):
-            let values = MessageSplit(try bytes()).values(name)
-            return value.isEmpty ? !values.isEmpty : values.contains { contains($0, value) }
+            let fields = try header().fields(named: name)
+            if value.isEmpty { return !fields.isEmpty }
+            return fields.contains { contains(EncodedWord.decode($0.unfoldedValue), value) }
         case .body(let text):
-            return contains(String(decoding: MessageSplit(try bytes()).text, as: UTF8.self), text)
+            return contains(try bodyText(), text)
         case .text(let text):
-            return contains(String(decoding: try bytes(), as: UTF8.self), text)
+            let h = try header()
+            if h.fields.contains(where: { contains(EncodedWord.decode($0.unfoldedValue), text) }) { return true }
+            return contains(try bodyText(), text)
+        }
+    }
+
+    func header() throws -> RFC5322Header { RFC5322Header.parse(try bytes()) }
+
+    /// The day (UTC midnight) of the Date: header in its own zone.
+    func sentDay(_ h: RFC5322Header) -> Int64 {
+        if let raw = h["Date"], let d = RFC5322Date.parseZoned(raw) {
+            let local = d.utc + Int64(d.offsetMinutes) * 60
+            return local - ((local % 86400) + 86400) % 86400
+        }
+        return info.internalDate - ((info.internalDate % 86400) + 86400) % 86400
+    }
+
+    /// The text of every text part, transfer encoding removed and converted
+    /// to UTF-8 (what a person would search in).
+    func bodyText() throws -> String {
+        let message = try bytes()
+        let root = MIMEMessage.parse(message)
+        var out = ""
+        func walk(_ p: MIMEPart) {
+            if p.isMultipart { p.children.forEach(walk); return }
+            if p.isMessage, let inner = p.message {
+                for f in inner.header.fields { out += EncodedWord.decode(f.unfoldedValue); out += "\n" }
+                walk(inner)
+                return
+            }
+            guard p.contentType.type == "text" else { return }
+            let raw: [UInt8]
+            switch p.decodedBody(message) {
+            case .success(let d): raw = d
+            case .failure: raw = Array(message[p.bodyRange.clamped(to: 0..<message.count)])
+            }
+            let charset = p.contentType.parameter("charset").flatMap { Charset(name: $0) } ?? .utf8
+            out += charset.decode(raw)
+            out += "\n"
+            guard out.utf8.count < SearchContext.maxText else { return }
+        }
+        walk(root)
+        return out
+    }
+
+    /// Text searched per message is bounded (large attachments are not text).
+    static let maxText = 4 << 20
+}
+
+extension IMAPSearchKey {
+    /// Whether `$` (RFC 5182) appears anywhere in the key.
+    var usesSavedResult: Bool {
+        switch self {
+        case .sequence(let s), .uid(let s): return s.isSavedResult
+        case .and(let keys): return keys.contains { $0.usesSavedResult }
+        case .or(let a, let b): return a.usesSavedResult || b.usesSavedResult
+        case .not(let k): return k.usesSavedResult
+        default: return false
+        }
+    }
+
+    /// Whether a MODSEQ criterion appears (RFC 7162 §3.1.5).
+    var usesModseq: Bool {
+        switch self {
+        case .modseq: return true
+        case .and(let keys): return keys.contains { $0.usesModseq }
+        case .or(let a, let b): return a.usesModseq || b.usesModseq
+        case .not(let k): return k.usesModseq
+        default: return false
         }
     }
 }

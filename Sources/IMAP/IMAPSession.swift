@@ -8,6 +8,9 @@ public final class IMAPSession: @unchecked Sendable {
     public enum Outcome: Sendable {
         /// Write these bytes.
         case respond([UInt8])
+        /// Write these bytes, wait until they have drained, then run `next`
+        /// (off the event loop) for the rest of the response.
+        case partial([UInt8], next: @Sendable () -> Outcome)
         /// Write these bytes (the OK to STARTTLS), then start TLS.
         case startTLS([UInt8])
         /// Check credentials; then call `authenticated(tag:user:)` or `authenticationFailed(tag:temporary:)`.
@@ -20,11 +23,45 @@ public final class IMAPSession: @unchecked Sendable {
         case logout([UInt8])
     }
 
+    /// The selected mailbox as this session sees it.
     struct Selected {
         var name: String
         var readOnly: Bool
-        var uids: [UInt32]
-        var known: [UInt32: (flags: [String], modseq: Int64)]
+        var uidValidity: UInt32
+        /// The client's view: sequence number - 1 → UID, ascending.
+        var uids: [UInt32] = []
+        /// The store's latest state of every message still there.
+        var current: [UInt32: IMAPMessageInfo] = [:]
+        /// The MODSEQ of the flags the client last heard, for each UID in view.
+        var reported: [UInt32: Int64] = [:]
+        /// In view but expunged from the store: reported when expunges may be.
+        var gone: Set<UInt32> = []
+        /// In view, changed since the client last heard.
+        var dirty: Set<UInt32> = []
+        /// Delivered or copied in, not yet announced.
+        var arrived: [UInt32] = []
+        /// The store's state has been read up to this MODSEQ.
+        var modseq: Int64
+
+        init(name: String, readOnly: Bool, uidValidity: UInt32, modseq: Int64) {
+            self.name = name; self.readOnly = readOnly; self.uidValidity = uidValidity; self.modseq = modseq
+        }
+
+        /// Index in `uids` of the first UID >= `uid`.
+        func lowerBound(_ uid: UInt32) -> Int {
+            var lo = 0, hi = uids.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if uids[mid] < uid { lo = mid + 1 } else { hi = mid }
+            }
+            return lo
+        }
+
+        /// Sequence number - 1 of a UID in view.
+        func sequence(of uid: UInt32) -> Int? {
+            let i = lowerBound(uid)
+            return i < uids.count && uids[i] == uid ? i : nil
+        }
     }
 
     public let backend: IMAPBackend
@@ -34,6 +71,10 @@ public final class IMAPSession: @unchecked Sendable {
     var selected: Selected?
     var enabled: Set<String> = []
     var condstore = false
+    /// RFC 7162 §3.2.3: enabled QRESYNC (which implies CONDSTORE).
+    var qresync = false
+    /// The result of the last SEARCH RETURN (SAVE), as UIDs (RFC 5182).
+    var savedUIDs: [UInt32] = []
 
     public init(backend: IMAPBackend, isTLS: Bool, tlsAvailable: Bool) {
         self.backend = backend
@@ -45,7 +86,9 @@ public final class IMAPSession: @unchecked Sendable {
 
     public var capabilities: [String] {
         var caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT",
-                    "UIDPLUS", "MOVE", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE"]
+                    "UIDPLUS", "MOVE", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH",
+                    "SEARCHRES", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "QUOTA",
+                    "QUOTA=RES-STORAGE", "STATUS=SIZE", "BINARY", "UTF8=ACCEPT"]
         if user == nil {
             if !isTLS && tlsAvailable { caps.append("STARTTLS") }
             if isTLS { caps.append("AUTH=PLAIN") } else { caps.append("LOGINDISABLED") }
@@ -72,6 +115,10 @@ public final class IMAPSession: @unchecked Sendable {
     public func execute(tag: String, _ command: IMAPCommand) -> Outcome {
         var w = IMAPWriter()
         do {
+            if selected != nil && command.reportsUpdatesFirst {
+                // What other sessions and deliveries did, before this command's own responses.
+                try updates(&w, allowExpunge: false)
+            }
             switch command {
             case .capability:
                 w.raw("* CAPABILITY " + capabilities.joined(separator: " "))
@@ -79,7 +126,7 @@ public final class IMAPSession: @unchecked Sendable {
                 w.status(tag: tag, "OK", "CAPABILITY completed")
             case .noop, .check:
                 if selected != nil { try updates(&w, allowExpunge: true) }
-                w.status(tag: tag, "OK", "NOOP completed")
+                w.status(tag: tag, "OK", command == .check ? "CHECK completed" : "NOOP completed")
             case .logout:
                 w.status(tag: nil, "BYE", "Postcell logging out")
                 w.status(tag: tag, "OK", "LOGOUT completed")
@@ -103,10 +150,11 @@ public final class IMAPSession: @unchecked Sendable {
             case .enable(let caps):
                 try requireAuth()
                 var now: [String] = []
-                for c in caps where ["CONDSTORE", "IMAP4REV2", "UTF8=ACCEPT"].contains(c) && !enabled.contains(c) {
+                for c in caps where ["CONDSTORE", "QRESYNC", "IMAP4REV2", "UTF8=ACCEPT"].contains(c) && !enabled.contains(c) {
                     enabled.insert(c)
                     now.append(c)
-                    if c == "CONDSTORE" { condstore = true }
+                    if c == "CONDSTORE" || c == "QRESYNC" { condstore = true }
+                    if c == "QRESYNC" { qresync = true }
                 }
                 w.raw("* ENABLED" + now.map { " " + $0 }.joined())
                 w.crlf()
@@ -120,29 +168,35 @@ public final class IMAPSession: @unchecked Sendable {
                 w.raw("* NAMESPACE ((\"\" \"/\")) NIL NIL")
                 w.crlf()
                 w.status(tag: tag, "OK", "NAMESPACE completed")
-            case .select(let name, let cs), .examine(let name, let cs):
+            case .select(let raw, let cs, let q), .examine(let raw, let cs, let q):
                 try requireAuth()
+                if q != nil && !qresync { throw SessionError(text: "QRESYNC parameter without ENABLE QRESYNC") }
                 if cs { condstore = true }
                 var readOnly = false
                 if case .examine = command { readOnly = true }
-                try select(&w, tag: tag, name: name, readOnly: readOnly)
-            case .create(let name):
+                try select(&w, tag: tag, name: try boxName(raw), readOnly: readOnly, qresync: q)
+            case .create(let raw):
                 try requireAuth()
+                var name = try boxName(raw)
+                if name.hasSuffix("/") { name.removeLast() } // RFC 9051 §6.3.4: a trailing delimiter is allowed
+                try checkNewName(name)
                 try backend.create(user: user!, mailbox: name)
                 w.status(tag: tag, "OK", "CREATE completed")
-            case .delete(let name):
+            case .delete(let raw):
                 try requireAuth()
-                try backend.delete(user: user!, mailbox: name)
+                try backend.delete(user: user!, mailbox: try boxName(raw))
                 w.status(tag: tag, "OK", "DELETE completed")
             case .rename(let from, let to):
                 try requireAuth()
-                try backend.rename(user: user!, from: from, to: to)
+                let target = try boxName(to)
+                try checkNewName(target)
+                try backend.rename(user: user!, from: try boxName(from), to: target)
                 w.status(tag: tag, "OK", "RENAME completed")
-            case .subscribe(let name), .unsubscribe(let name):
+            case .subscribe(let raw), .unsubscribe(let raw):
                 try requireAuth()
                 var on = true
                 if case .unsubscribe = command { on = false }
-                try backend.subscribe(user: user!, mailbox: name, on)
+                try backend.subscribe(user: user!, mailbox: try boxName(raw), on)
                 w.status(tag: tag, "OK", "\(on ? "SUBSCRIBE" : "UNSUBSCRIBE") completed")
             case .list(let ref, let patterns, let selection, let returns):
                 try requireAuth()
@@ -152,48 +206,55 @@ public final class IMAPSession: @unchecked Sendable {
                 try requireAuth()
                 try list(&w, reference: ref, patterns: [pattern], selection: ["SUBSCRIBED"], returns: [], lsub: true)
                 w.status(tag: tag, "OK", "LSUB completed")
-            case .status(let name, let items):
+            case .status(let raw, let items):
                 try requireAuth()
-                try statusLine(&w, name: name, items: items)
+                try statusLine(&w, name: try boxName(raw), items: items)
                 w.status(tag: tag, "OK", "STATUS completed")
-            case .append(let name, let flags, let date, let message):
+            case .append(let raw, let flags, let date, let message, _, _):
                 try requireAuth()
+                let name = try boxName(raw)
                 var appendDate: Int64?
                 if let date {
                     guard let d = IMAPDate.parseDateTime(date) else { w.status(tag: tag, "BAD", "Bad date-time"); break }
                     appendDate = d
                 }
                 guard !message.isEmpty else { w.status(tag: tag, "NO", "Empty message"); break }
+                // Binary content (literal8, RFC 3516) is stored as sent; BODY[] hides its NULs.
                 let uid = try backend.append(user: user!, mailbox: name, message: message, flags: flags, internalDate: appendDate)
                 let validity = try backend.status(user: user!, mailbox: name).uidValidity
                 if selected != nil { try updates(&w, allowExpunge: false) }
                 w.status(tag: tag, "OK", code: "APPENDUID \(validity) \(uid)", "APPEND completed")
             case .idle:
-                try requireSelectedOrAuth()
+                try requireAuth()
                 return .idle(tag: tag, Array("+ idling\r\n".utf8))
             case .close, .unselect:
                 try requireSelected()
                 if case .close = command, let s = selected, !s.readOnly {
-                    let deleted = try backend.messages(user: user!, mailbox: s.name).filter { $0.flags.contains("\\Deleted") }.map(\.uid)
+                    try refresh()
+                    let deleted = selected!.uids.filter { selected!.current[$0]?.flags.contains("\\Deleted") ?? false }
                     if !deleted.isEmpty { try backend.expunge(user: user!, mailbox: s.name, uids: deleted) }
                 }
                 selected = nil
+                savedUIDs = []
                 w.status(tag: tag, "OK", "\(command == .close ? "CLOSE" : "UNSELECT") completed")
             case .expunge, .uidExpunge:
                 try requireSelected()
                 guard !selected!.readOnly else { w.status(tag: tag, "NO", code: "READ-ONLY", "Mailbox is read-only"); break }
-                var set: IMAPSequenceSet?
-                if case .uidExpunge(let s) = command { set = s }
-                let star = selected!.uids.last ?? 0
-                let deleted = try backend.messages(user: user!, mailbox: selected!.name)
-                    .filter { $0.flags.contains("\\Deleted") && (set?.contains($0.uid, star: star) ?? true) }.map(\.uid)
+                try refresh()
+                var candidates = selected!.uids
+                if case .uidExpunge(let set) = command { candidates = resolve(set, byUID: true) }
+                let deleted = candidates.filter { selected!.current[$0]?.flags.contains("\\Deleted") ?? false }
                 if !deleted.isEmpty { try backend.expunge(user: user!, mailbox: selected!.name, uids: deleted) }
                 try updates(&w, allowExpunge: true)
                 w.status(tag: tag, "OK", "EXPUNGE completed")
-            case .fetch(let set, let items, let uid, let changedSince):
+            case .fetch(let set, let items, let uid, let changedSince, let vanished):
                 try requireSelected()
-                try fetch(&w, set: set, items: items, byUID: uid, changedSince: changedSince)
-                w.status(tag: tag, "OK", "FETCH completed")
+                if vanished {
+                    guard qresync else { throw SessionError(text: "VANISHED without ENABLE QRESYNC") }
+                    try resynchronise(&w, since: changedSince ?? 0, within: set, fetch: false)
+                }
+                let plan = try fetchPlan(set: set, items: items, byUID: uid, changedSince: changedSince)
+                return fetchChunk(w, tag: tag, plan: plan, from: 0)
             case .store(let set, let mode, let silent, let flags, let uid, let unchanged):
                 try requireSelected()
                 guard !selected!.readOnly else { w.status(tag: tag, "NO", code: "READ-ONLY", "Mailbox is read-only"); break }
@@ -201,10 +262,11 @@ public final class IMAPSession: @unchecked Sendable {
                 if failed.isEmpty {
                     w.status(tag: tag, "OK", "STORE completed")
                 } else {
-                    w.status(tag: tag, "OK", code: "MODIFIED \(failed.map(String.init).joined(separator: ","))", "Conditional STORE failed for some")
+                    w.status(tag: tag, "OK", code: "MODIFIED \(IMAPSession.uidSet(failed.sorted()))", "Conditional STORE failed for some")
                 }
-            case .copy(let set, let target, let uid), .move(let set, let target, let uid):
+            case .copy(let set, let raw, let uid), .move(let set, let raw, let uid):
                 try requireSelected()
+                let target = try boxName(raw)
                 var isMove = false
                 if case .move = command { isMove = true }
                 if isMove && selected!.readOnly { w.status(tag: tag, "NO", code: "READ-ONLY", "Mailbox is read-only"); break }
@@ -219,19 +281,65 @@ public final class IMAPSession: @unchecked Sendable {
                     try updates(&w, allowExpunge: true)
                     w.status(tag: tag, "OK", "MOVE completed")
                 } else {
+                    if target == selected!.name { try updates(&w, allowExpunge: false) }
                     w.status(tag: tag, "OK", code: code, "COPY completed")
                 }
-            case .search(let key, let uid, _, _):
+            case .search(let key, let uid, let returns, let charset):
                 try requireSelected()
+                try checkCharset(charset)
                 let found = try search(key)
-                w.raw("* SEARCH")
-                for (seq, u) in found { w.raw(" \(uid ? u : seq)") }
-                w.crlf()
+                searchResponse(&w, tag: tag, found: found, key: key, byUID: uid, returns: returns)
                 w.status(tag: tag, "OK", "SEARCH completed")
+            case .sort(let criteria, let charset, let key, let uid):
+                try requireSelected()
+                try checkCharset(charset)
+                let ordered = try sort(criteria, key)
+                w.raw("* SORT")
+                for (seq, u) in ordered { w.raw(" \(uid ? u : seq)") }
+                w.crlf()
+                w.status(tag: tag, "OK", "SORT completed")
+            case .thread(let algorithm, let charset, let key, let uid):
+                try requireSelected()
+                try checkCharset(charset)
+                w.raw("* THREAD " + (try thread(algorithm, key, byUID: uid)))
+                w.crlf()
+                w.status(tag: tag, "OK", "THREAD completed")
+            case .getQuotaRoot(let raw):
+                try requireAuth()
+                let name = try boxName(raw)
+                _ = try backend.status(user: user!, mailbox: name)
+                let q = try backend.quota(user: user!)
+                w.raw("* QUOTAROOT "); mailboxName(&w, name)
+                if q.limit != nil { w.raw(" \"\"") }
+                w.crlf()
+                if let limit = q.limit { quotaLine(&w, used: q.used, limit: limit) }
+                w.status(tag: tag, "OK", "GETQUOTAROOT completed")
+            case .getQuota(let root):
+                try requireAuth()
+                let q = try backend.quota(user: user!)
+                guard root.isEmpty, let limit = q.limit else { throw SessionError(kind: "NO", code: "NONEXISTENT", text: "No such quota root") }
+                quotaLine(&w, used: q.used, limit: limit)
+                w.status(tag: tag, "OK", "GETQUOTA completed")
+            case .setQuota:
+                try requireAuth()
+                w.status(tag: tag, "NO", code: "NOPERM", "Quotas are set with the mail plan")
+            case .compress:
+                try requireAuth()
+                w.status(tag: tag, "NO", code: "CANNOT", "Compression is not offered")
             }
-        } catch let e as SessionError {
+        } catch {
+            w.raw(failure(error, tag: tag))
+        }
+        return .respond(w.bytes)
+    }
+
+    /// The tagged reply for a command that failed.
+    func failure(_ error: Error, tag: String) -> [UInt8] {
+        var w = IMAPWriter()
+        switch error {
+        case let e as SessionError:
             w.status(tag: tag, e.kind, code: e.code, e.text)
-        } catch let e as IMAPBackendError {
+        case let e as IMAPBackendError:
             switch e {
             case .nonexistent: w.status(tag: tag, "NO", code: "NONEXISTENT", "No such mailbox")
             case .alreadyExists: w.status(tag: tag, "NO", code: "ALREADYEXISTS", "Mailbox already exists")
@@ -239,10 +347,10 @@ public final class IMAPSession: @unchecked Sendable {
             case .overQuota: w.status(tag: tag, "NO", code: "OVERQUOTA", "Quota exceeded")
             case .storage: w.status(tag: tag, "NO", code: "SERVERBUG", "Storage error, try again")
             }
-        } catch {
+        default:
             w.status(tag: tag, "NO", code: "SERVERBUG", "Internal error")
         }
-        return .respond(w.bytes)
+        return w.bytes
     }
 
     struct SessionError: Error {
@@ -258,7 +366,18 @@ public final class IMAPSession: @unchecked Sendable {
         try requireAuth()
         guard selected != nil else { throw SessionError(text: "No mailbox selected") }
     }
-    func requireSelectedOrAuth() throws { try requireAuth() }
+
+    /// SEARCH/SORT/THREAD charsets: UTF-8 and its subset US-ASCII (RFC 9051 §6.4.4).
+    func checkCharset(_ charset: String?) throws {
+        guard let c = charset?.uppercased(), c != "UTF-8", c != "US-ASCII" else { return }
+        throw SessionError(kind: "NO", code: "BADCHARSET (UTF-8 US-ASCII)", text: "Unsupported charset")
+    }
+
+    /// `* QUOTA "" (STORAGE used limit)`, in KiB (RFC 9208 §5.1).
+    func quotaLine(_ w: inout IMAPWriter, used: Int64, limit: Int64) {
+        w.raw("* QUOTA \"\" (STORAGE \((used + 1023) / 1024) \(limit / 1024))")
+        w.crlf()
+    }
 
     // MARK: Authentication
 
@@ -293,3 +412,14 @@ public final class IMAPSession: @unchecked Sendable {
     }
 }
 
+
+extension IMAPCommand {
+    /// Commands before which the session reports other sessions' changes
+    /// (new messages and flags; expunges wait for commands that allow them).
+    var reportsUpdatesFirst: Bool {
+        switch self {
+        case .fetch, .store, .search, .sort, .thread, .copy, .move, .status: return true
+        default: return false
+        }
+    }
+}

@@ -20,6 +20,7 @@ public struct FileSystemError: Error, CustomStringConvertible, Sendable {
     }
 
     public var isNoSpace: Bool { errno == ENOSPC || errno == EDQUOT }
+    public var isMissing: Bool { errno == ENOENT }
     public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
 }
 
@@ -106,21 +107,27 @@ public enum DurableFile {
         if sync { try syncDirectory(parentDirectory(of: path)) }
     }
 
+    /// Reads a whole file: one allocation of the file's size, then reads
+    /// until end of file (the size is a hint; files here are immutable).
     public static func readAll(_ path: String) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw FileSystemError("open", path: path, errno: Glibc.errno) }
         defer { close(fd) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        var st = stat()
+        let hint = fstat(fd, &st) == 0 ? max(Int(st.st_size), 0) : 0
+        var out = [UInt8](repeating: 0, count: hint + 1)
+        var filled = 0
         while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+            if filled == out.count { out += [UInt8](repeating: 0, count: max(out.count, 4096)) }
+            let n = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, $0.count - filled) }
             if n < 0 {
                 if Glibc.errno == EINTR { continue }
                 throw FileSystemError("read", path: path, errno: Glibc.errno)
             }
             if n == 0 { break }
-            out.append(contentsOf: chunk[0..<n])
+            filled += n
         }
+        out.removeSubrange(filled...)
         return out
     }
 

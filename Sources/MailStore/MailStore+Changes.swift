@@ -325,3 +325,48 @@ extension MailStore {
         }
     }
 }
+
+/// What changed in a mailbox after a MODSEQ (RFC 7162): messages added or
+/// with new flags, and UIDs expunged. `since: 0` lists every message.
+public struct MailboxChanges: Sendable {
+    public var uidValidity: Int64
+    public var highestModseq: Int64
+    public var changed: [StoredMessage]
+    public var expunged: [Int64]
+}
+
+extension MailStore {
+    /// One indexed query per table: cheap enough to run before every IMAP
+    /// command, which is how sessions keep their view of a mailbox current.
+    public func changes(user: String, mailbox: String, since modseq: Int64) throws -> MailboxChanges {
+        try db.read { db in
+            let mb = try mailboxRow(db, user: user, mailbox: mailbox)
+            let id: Int64 = mb["id"]
+            let highest: Int64 = mb["highestmodseq"]
+            let validity = try Int64.fetchOne(db, sql: "SELECT uidvalidity FROM mailboxes WHERE id = ?", arguments: [id]) ?? 0
+            if modseq >= highest {
+                return MailboxChanges(uidValidity: validity, highestModseq: highest, changed: [], expunged: [])
+            }
+            let changed = try Row.fetchAll(db, sql: """
+                SELECT uid, size, blob, internal_date, modseq, flags, keywords FROM messages
+                WHERE mailbox_id = ? AND modseq > ? ORDER BY uid
+                """, arguments: [id, modseq]).map {
+                StoredMessage(uid: $0["uid"], size: $0["size"], blob: $0["blob"], path: path(ofBlob: $0["blob"]),
+                              internalDate: $0["internal_date"], modseq: $0["modseq"], flags: $0["flags"],
+                              keywords: ($0["keywords"] as String).split(separator: " ").map(String.init))
+            }
+            let expunged = modseq == 0 ? [] : try Int64.fetchAll(db, sql: "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+                                                                 arguments: [id, modseq])
+            return MailboxChanges(uidValidity: validity, highestModseq: highest, changed: changed, expunged: expunged)
+        }
+    }
+
+    /// A message file's bytes by its blob id, for readers that already hold
+    /// the id from `changes` (no index lookup per message).
+    public func readBlob(_ blob: String) throws -> [UInt8] {
+        guard !blob.isEmpty, blob.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
+            throw MailboxError.notAllowed("bad message id")
+        }
+        return try DurableFile.readAll(path(ofBlob: blob))
+    }
+}
