@@ -75,6 +75,23 @@ final class IMAPMailboxes: IMAPBackend, IMAPServices, EngineSessionServices, @un
         }
     }
 
+    func cachedRenderings(keys: [String], version: Int) throws -> [String: IMAPRenderings] {
+        try mapError {
+            try store.renderings(blobs: keys, version: Int64(version)).mapValues {
+                IMAPRenderings(header: $0.header, envelope: $0.envelope, bodyStructure: $0.bodyStructure)
+            }
+        }
+    }
+
+    func saveRenderings(_ entries: [String: IMAPRenderings], version: Int) {
+        do {
+            try store.saveRenderings(entries.mapValues { MessageRenderings(header: $0.header, envelope: $0.envelope, bodyStructure: $0.bodyStructure) },
+                                     version: Int64(version))
+        } catch {
+            engine.logger.warning("imap rendering cache not saved: \(error)", metadata: ["session": "\(sessionID)"])
+        }
+    }
+
     func quota(user: String) throws -> IMAPQuota {
         guard let id = store.userID(user) else { throw IMAPBackendError.nonexistent }
         let userLimit = engine.directory.users[user.lowercased()]?.quotaBytes ?? 0

@@ -65,6 +65,11 @@ public protocol IMAPBackend: AnyObject, Sendable {
     func changes(user: String, mailbox: String, since modseq: Int64) throws -> IMAPMailboxChanges
     func messageBytes(user: String, _ message: IMAPMessageInfo) throws -> [UInt8]
     func quota(user: String) throws -> IMAPQuota
+    /// Renderings kept from earlier sessions, by storage key; those of
+    /// another renderer `version` are not returned.
+    func cachedRenderings(keys: [String], version: Int) throws -> [String: IMAPRenderings]
+    /// Keeps renderings for later sessions; failures only cost speed.
+    func saveRenderings(_ entries: [String: IMAPRenderings], version: Int)
     func setFlags(user: String, mailbox: String, uids: [UInt32], mode: IMAPStoreMode, flags: [String], unchangedSince: Int64?) throws -> [UInt32]
     func expunge(user: String, mailbox: String, uids: [UInt32]) throws
     func copy(user: String, from: String, to: String, uids: [UInt32], move: Bool) throws -> [(UInt32, UInt32)]
@@ -73,4 +78,15 @@ public protocol IMAPBackend: AnyObject, Sendable {
     func delete(user: String, mailbox: String) throws
     func rename(user: String, from: String, to: String) throws
     func subscribe(user: String, mailbox: String, _ on: Bool) throws
+}
+
+/// What a session can reuse of a message without reading its file: the
+/// header block, and the rendered ENVELOPE and BODYSTRUCTURE.
+public struct IMAPRenderings: Sendable {
+    public var header: [UInt8]?
+    public var envelope: [UInt8]?
+    public var bodyStructure: [UInt8]?
+    public init(header: [UInt8]? = nil, envelope: [UInt8]? = nil, bodyStructure: [UInt8]? = nil) {
+        self.header = header; self.envelope = envelope; self.bodyStructure = bodyStructure
+    }
 }

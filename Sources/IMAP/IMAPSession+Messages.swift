@@ -11,6 +11,15 @@ extension IMAPSession {
         var changedSince: Int64?
         /// Only the header is needed (ENVELOPE, flags, sizes...): no MIME walk of the body.
         var headerOnly: Bool
+        var usesRenderings: Bool {
+            items.contains { item in
+                switch item {
+                case .envelope, .bodyStructure: return true
+                case .bodySection, .rfc822Header: return headerOnly
+                default: return false
+                }
+            }
+        }
     }
 
     func fetchPlan(set: IMAPSequenceSet, items requested: [IMAPFetchItem], byUID: Bool, changedSince: Int64?) throws -> FetchPlan {
@@ -55,8 +64,15 @@ extension IMAPSession {
         var i = from
         do {
             while i < plan.uids.count && w.bytes.count < IMAPSession.fetchChunkBytes {
-                try fetchOne(&w, plan: plan, uid: plan.uids[i])
-                i += 1
+                let batch = plan.uids[i..<min(i + IMAPSession.sourceBatch, plan.uids.count)]
+                let cache = plan.usesRenderings ? renderings(batch) : [:]
+                var used: [IMAPMessageSource] = []
+                defer { keep(used) }
+                for uid in batch {
+                    guard w.bytes.count < IMAPSession.fetchChunkBytes else { break }
+                    if let source = try fetchOne(&w, plan: plan, uid: uid, cache: cache) { used.append(source) }
+                    i += 1
+                }
             }
         } catch {
             w.raw(failure(error, tag: tag))
@@ -70,11 +86,13 @@ extension IMAPSession {
         return .respond(w.bytes)
     }
 
-    func fetchOne(_ w: inout IMAPWriter, plan: FetchPlan, uid: UInt32) throws {
+    /// One FETCH response; returns the message's source when it was read.
+    func fetchOne(_ w: inout IMAPWriter, plan: FetchPlan, uid: UInt32, cache: [String: IMAPRenderings]) throws -> IMAPMessageSource? {
         let items = plan.items, marksSeen = plan.marksSeen
         // Expunged by another session meanwhile: nothing to say until it may be reported.
-        guard selected != nil, let m = selected!.current[uid], let seq = selected!.sequence(of: uid) else { return }
-        if let since = plan.changedSince, m.modseq <= since { return }
+        guard selected != nil, let m = selected!.current[uid], let seq = selected!.sequence(of: uid) else { return nil }
+        if let since = plan.changedSince, m.modseq <= since { return nil }
+        var source = IMAPMessageSource(backend: backend, user: user!, info: m, cached: cache[m.storageKey])
         var parts = IMAPWriter()
         do {
             var body: [UInt8]?
@@ -106,10 +124,10 @@ extension IMAPSession {
                     case .rfc822Text: item("RFC822.TEXT "); parts.literal(IMAPSession.textSafe(try sectionBytes(try bytes(), try mime(), IMAPSection(text: .text))))
                     case .envelope:
                         item("ENVELOPE ")
-                        IMAPStructure.envelope(Envelope(header: try header()), into: &parts)
+                        try source.envelope(into: &parts)
                     case .bodyStructure:
                         item("BODYSTRUCTURE ")
-                        IMAPStructure.body(try mime(), extended: true, into: &parts)
+                        try source.bodyStructure(mime, into: &parts)
                     case .body:
                         item("BODY ")
                         IMAPStructure.body(try mime(), extended: false, into: &parts)
@@ -142,12 +160,13 @@ extension IMAPSession {
                 if marksSeen && !flagsSent { item("FLAGS "); parts.flags(m.flags) }
                 if flagsSent || marksSeen { selected!.reported[uid] = m.modseq; selected!.dirty.remove(uid) }
         } catch IMAPBackendError.nonexistent {
-            return // its file went with an expunge by another session; reported later
+            return nil // its file went with an expunge by another session; reported later
         }
         w.raw("* \(seq + 1) FETCH (")
         w.raw(parts.bytes)
         w.raw(")")
         w.crlf()
+        return source
     }
 
     /// BODY[] and RFC822 literals cannot carry NUL (RFC 9051 §4.3); content
@@ -237,14 +256,25 @@ extension IMAPSession {
         var out: [(UInt32, UInt32)] = []
         let count = UInt32(s.uids.count), star = s.uids.last ?? 0
         let saved = key.usesSavedResult ? Set(savedUIDs) : []
-        for (i, uid) in s.uids.enumerated() {
-            guard let m = s.current[uid] else { continue }
-            var cache: [UInt8]?
-            let ctx = SearchContext(seq: UInt32(i + 1), count: count, star: star, info: m, saved: saved) {
-                if cache == nil { cache = try self.backend.messageBytes(user: self.user!, m) }
-                return cache!
+        let needsContent = key.needsContent
+        var i = 0
+        while i < s.uids.count {
+            let batch = s.uids[i..<min(i + IMAPSession.sourceBatch, s.uids.count)]
+            let cache = needsContent ? renderings(batch) : [:]
+            var used: [IMAPMessageSource] = []
+            defer { keep(used) }
+            for uid in batch {
+                i += 1
+                guard let m = s.current[uid] else { continue }
+                let ctx = SearchContext(seq: UInt32(i), count: count, star: star, info: m, saved: saved,
+                                        source: IMAPMessageSource(backend: backend, user: user!, info: m, cached: cache[m.storageKey]))
+                do {
+                    if try ctx.matches(key) { out.append((UInt32(i), uid)) }
+                } catch IMAPBackendError.nonexistent {
+                    continue // expunged by another session meanwhile
+                }
+                used.append(ctx.source)
             }
-            if try ctx.matches(key) { out.append((UInt32(i + 1), uid)) }
         }
         return out
     }
@@ -290,15 +320,27 @@ extension IMAPSession {
     }
 }
 
-struct SearchContext {
+/// One message under a search key. A class so that what the key reads
+/// (file, header block) is read once whatever the key's shape.
+final class SearchContext {
     let seq: UInt32, count: UInt32, star: UInt32
     let info: IMAPMessageInfo
     let saved: Set<UInt32>
-    let bytes: () throws -> [UInt8]
+    var source: IMAPMessageSource
 
-    init(seq: UInt32, count: UInt32, star: UInt32, info: IMAPMessageInfo, saved: Set<UInt32> = [], bytes: @escaping () throws -> [UInt8]) {
-        self.seq = seq; self.count = count; self.star = star; self.info = info; self.saved = saved; self.bytes = bytes
+    init(seq: UInt32, count: UInt32, star: UInt32, info: IMAPMessageInfo, saved: Set<UInt32> = [], source: IMAPMessageSource) {
+        self.seq = seq; self.count = count; self.star = star; self.info = info; self.saved = saved; self.source = source
     }
+
+    var parsedHeader: RFC5322Header?
+    func header() throws -> RFC5322Header {
+        if let parsedHeader { return parsedHeader }
+        let h = try source.header()
+        parsedHeader = h
+        return h
+    }
+
+    func bytes() throws -> [UInt8] { try source.bytes() }
 
     func contains(_ haystack: String, _ needle: String) -> Bool {
         needle.isEmpty || haystack.lowercased().contains(needle.lowercased())
@@ -346,7 +388,6 @@ struct SearchContext {
         }
     }
 
-    func header() throws -> RFC5322Header { RFC5322Header.parse(try bytes()) }
 
     /// The day (UTC midnight) of the Date: header in its own zone.
     func sentDay(_ h: RFC5322Header) -> Int64 {
@@ -390,6 +431,17 @@ struct SearchContext {
 }
 
 extension IMAPSearchKey {
+    /// Whether matching reads message content (headers or text).
+    var needsContent: Bool {
+        switch self {
+        case .header, .body, .text, .sentBefore, .sentOn, .sentSince: return true
+        case .and(let keys): return keys.contains { $0.needsContent }
+        case .or(let a, let b): return a.needsContent || b.needsContent
+        case .not(let k): return k.needsContent
+        default: return false
+        }
+    }
+
     /// Whether `$` (RFC 5182) appears anywhere in the key.
     var usesSavedResult: Bool {
         switch self {

@@ -7,13 +7,23 @@ extension IMAPSession {
     func sortInputs(_ key: IMAPSearchKey) throws -> [(seq: UInt32, input: IMAPSortInput)] {
         let s = selected!
         var out: [(UInt32, IMAPSortInput)] = []
-        for (seq, uid) in try search(key) {
-            guard let m = s.current[uid] else { continue }
-            do {
-                let bytes = try backend.messageBytes(user: user!, m)
-                out.append((seq, IMAPSortInput(id: uid, arrival: m.internalDate, size: m.size, header: RFC5322Header.parse(bytes))))
-            } catch IMAPBackendError.nonexistent {
-                continue // expunged by another session meanwhile
+        let found = try search(key)
+        var i = 0
+        while i < found.count {
+            let batch = found[i..<min(i + IMAPSession.sourceBatch, found.count)]
+            i += batch.count
+            let cache = renderings(ArraySlice(batch.map(\.1)))
+            var used: [IMAPMessageSource] = []
+            defer { keep(used) }
+            for (seq, uid) in batch {
+                guard let m = s.current[uid] else { continue }
+                var source = IMAPMessageSource(backend: backend, user: user!, info: m, cached: cache[m.storageKey])
+                do {
+                    out.append((seq, IMAPSortInput(id: uid, arrival: m.internalDate, size: m.size, header: try source.header())))
+                } catch IMAPBackendError.nonexistent {
+                    continue // expunged by another session meanwhile
+                }
+                used.append(source)
             }
         }
         return out

@@ -119,6 +119,15 @@ public final class IMAPSession: @unchecked Sendable {
                 // What other sessions and deliveries did, before this command's own responses.
                 try updates(&w, allowExpunge: false)
             }
+            if selected != nil, let set = command.messageSequenceSet {
+                // RFC 9051 §9: a sequence number beyond the mailbox's is an error (UIDs are not).
+                let count = UInt32(selected!.uids.count)
+                for r in set.ranges where r.0 != .star && r.1 != .star { // `n:*` is lenient, as clients send 1:* to empty mailboxes
+                    for bound in [r.0, r.1] {
+                        if case .number(let n) = bound, n > count { throw SessionError(text: "Invalid message sequence number \(n)") }
+                    }
+                }
+            }
             switch command {
             case .capability:
                 w.raw("* CAPABILITY " + capabilities.joined(separator: " "))
@@ -414,6 +423,15 @@ public final class IMAPSession: @unchecked Sendable {
 
 
 extension IMAPCommand {
+    /// The sequence set of a command that names messages by sequence number.
+    var messageSequenceSet: IMAPSequenceSet? {
+        switch self {
+        case .fetch(let set, _, false, _, _), .store(let set, _, _, _, false, _), .copy(let set, _, false), .move(let set, _, false):
+            return set.isSavedResult ? nil : set
+        default: return nil
+        }
+    }
+
     /// Commands before which the session reports other sessions' changes
     /// (new messages and flags; expunges wait for commands that allow them).
     var reportsUpdatesFirst: Bool {

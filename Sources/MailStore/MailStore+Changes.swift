@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import MailCore
 #if canImport(Glibc)
@@ -350,10 +351,11 @@ extension MailStore {
             let changed = try Row.fetchAll(db, sql: """
                 SELECT uid, size, blob, internal_date, modseq, flags, keywords FROM messages
                 WHERE mailbox_id = ? AND modseq > ? ORDER BY uid
-                """, arguments: [id, modseq]).map {
-                StoredMessage(uid: $0["uid"], size: $0["size"], blob: $0["blob"], path: path(ofBlob: $0["blob"]),
-                              internalDate: $0["internal_date"], modseq: $0["modseq"], flags: $0["flags"],
-                              keywords: ($0["keywords"] as String).split(separator: " ").map(String.init))
+                """, arguments: [id, modseq]).map { row -> StoredMessage in
+                // Columns by position: by-name lookups cost more than the rest for big mailboxes.
+                let blob: String = row[2], keywords: String = row[6]
+                return StoredMessage(uid: row[0], size: row[1], blob: blob, path: path(ofBlob: blob), internalDate: row[3], modseq: row[4],
+                                     flags: row[5], keywords: keywords.isEmpty ? [] : keywords.split(separator: " ").map(String.init))
             }
             let expunged = modseq == 0 ? [] : try Int64.fetchAll(db, sql: "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
                                                                  arguments: [id, modseq])
@@ -368,5 +370,56 @@ extension MailStore {
             throw MailboxError.notAllowed("bad message id")
         }
         return try DurableFile.readAll(path(ofBlob: blob))
+    }
+}
+
+/// What IMAP keeps of a message besides its file (schema 3): the header
+/// block, and the ENVELOPE and BODYSTRUCTURE as rendered by `version`.
+public struct MessageRenderings: Sendable {
+    public var header: [UInt8]?
+    public var envelope: [UInt8]?
+    public var bodyStructure: [UInt8]?
+    public init(header: [UInt8]? = nil, envelope: [UInt8]? = nil, bodyStructure: [UInt8]? = nil) {
+        self.header = header; self.envelope = envelope; self.bodyStructure = bodyStructure
+    }
+}
+
+extension MailStore {
+    /// Cached renderings of messages by blob id; renderings made by another
+    /// renderer version are left out (the header block is version-free).
+    public func renderings(blobs: [String], version: Int64) throws -> [String: MessageRenderings] {
+        var out: [String: MessageRenderings] = [:]
+        try db.read { db in
+            var i = 0
+            while i < blobs.count {
+                let part = Array(blobs[i..<min(i + 500, blobs.count)])
+                i += part.count
+                let marks = Array(repeating: "?", count: part.count).joined(separator: ",")
+                for row in try Row.fetchAll(db, sql: "SELECT id, header, envelope, bodystructure, render_version FROM blobs WHERE id IN (\(marks))",
+                                            arguments: StatementArguments(part)) {
+                    let current = (row["render_version"] as Int64) == version
+                    out[row["id"]] = MessageRenderings(header: (row["header"] as Data?).map { [UInt8]($0) },
+                                                       envelope: current ? (row["envelope"] as Data?).map { [UInt8]($0) } : nil,
+                                                       bodyStructure: current ? (row["bodystructure"] as Data?).map { [UInt8]($0) } : nil)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Keeps renderings for later sessions (one transaction for the batch).
+    public func saveRenderings(_ entries: [String: MessageRenderings], version: Int64) throws {
+        guard !entries.isEmpty else { return }
+        try db.write { db in
+            for (blob, r) in entries {
+                try db.execute(sql: """
+                    UPDATE blobs SET header = coalesce(?, header),
+                        envelope = coalesce(?, CASE WHEN render_version = ? THEN envelope END),
+                        bodystructure = coalesce(?, CASE WHEN render_version = ? THEN bodystructure END),
+                        render_version = ? WHERE id = ?
+                    """, arguments: [r.header.map { Data($0) }, r.envelope.map { Data($0) }, version,
+                                     r.bodyStructure.map { Data($0) }, version, version, blob])
+            }
+        }
     }
 }

@@ -39,6 +39,15 @@ enum StoreSchema {
         CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
         CREATE INDEX messages_blob ON messages(blob);
         """,
+        // 3: per-message renderings cached for IMAP (header block, ENVELOPE,
+        // BODYSTRUCTURE), filled on first use; `render_version` says which
+        // renderer made the last two.
+        """
+        ALTER TABLE blobs ADD COLUMN header BLOB;
+        ALTER TABLE blobs ADD COLUMN envelope BLOB;
+        ALTER TABLE blobs ADD COLUMN bodystructure BLOB;
+        ALTER TABLE blobs ADD COLUMN render_version INTEGER NOT NULL DEFAULT 0;
+        """,
     ]
 
     static func migrate(_ db: Database) throws {

@@ -252,3 +252,41 @@ def test_sessions_see_each_other_and_uids_are_never_reused(xcell):
     ok(b, "STORE 1 +FLAGS (\\Answered)")
     out = ok(a, "FETCH 2 (FLAGS)")
     assert any(l.startswith("* 1 FETCH") and "\\Answered" in l for l in out), out
+
+
+def test_sequence_numbers_beyond_the_mailbox_are_bad(xcell):
+    deliver(xcell, [simple(i) for i in range(1, 4)])
+    c = conn(xcell)
+    ok(c, "SELECT INBOX")
+    for command in ["FETCH 99 FLAGS", "FETCH 2:5 FLAGS", "STORE 4 +FLAGS (\\Seen)", "COPY 9 Archive"]:
+        r = c.cmd(command)
+        assert r.kind == b"BAD" and b"sequence number" in r.text, (command, r)
+    # UIDs are not checked, and 2:* is fine.
+    assert ok(c, "UID FETCH 99 FLAGS") == []
+    assert len(ok(c, "FETCH 2:* FLAGS")) == 2
+    ok(c, "CREATE Empty")
+    ok(c, "SELECT Empty")
+    assert ok(c, "FETCH 1:* FLAGS") == []
+
+
+def test_sort_and_thread(xcell):
+    msgs = [
+        "From: Carol <carol@remote.test>\r\nSubject: Re: plans\r\nDate: Tue, 03 Nov 2026 10:00:00 +0000\r\nMessage-ID: <b@x>\r\nIn-Reply-To: <a@x>\r\nReferences: <a@x>\r\n\r\nyes\r\n",
+        "From: alice <alice@remote.test>\r\nSubject: plans\r\nDate: Mon, 02 Nov 2026 10:00:00 +0000\r\nMessage-ID: <a@x>\r\n\r\nhi\r\n",
+        "From: Bob <bob@remote.test>\r\nSubject: =?UTF-8?Q?=C3=A9t=C3=A9?=\r\nDate: Wed, 04 Nov 2026 10:00:00 +0000\r\nMessage-ID: <c@x>\r\n\r\n" + "x" * 500 + "\r\n",
+        "From: Dave <dave@remote.test>\r\nSubject: Fwd: Re: plans\r\nDate: Thu, 05 Nov 2026 10:00:00 +0000\r\nMessage-ID: <d@x>\r\nReferences: <a@x> <b@x>\r\n\r\nfwd\r\n",
+    ]
+    deliver(xcell, msgs)
+    c = conn(xcell)
+    ok(c, "SELECT INBOX")
+    assert ok(c, "SORT (DATE) UTF-8 ALL") == ["* SORT 2 1 3 4"]
+    assert ok(c, "SORT (REVERSE DATE) UTF-8 ALL") == ["* SORT 4 3 1 2"]
+    assert ok(c, "SORT (FROM) UTF-8 ALL") == ["* SORT 2 3 1 4"]
+    assert ok(c, "SORT (SUBJECT DATE) UTF-8 ALL") == ["* SORT 2 1 4 3"]
+    assert ok(c, "SORT (SIZE) UTF-8 ALL")[0].endswith(" 3")
+    assert ok(c, "UID SORT (ARRIVAL) UTF-8 FROM dave") == ["* SORT 4"]
+    assert ok(c, "THREAD REFERENCES UTF-8 ALL") == ["* THREAD (2 1 4)(3)"]
+    # ORDEREDSUBJECT: by base subject, the first message the parent of the rest.
+    assert ok(c, "THREAD ORDEREDSUBJECT UTF-8 ALL") == ["* THREAD (2 (1)(4))(3)"]
+    r = c.cmd("THREAD NOSUCH UTF-8 ALL")
+    assert r.kind == b"BAD"
