@@ -7,7 +7,7 @@ import MIME
 struct IMAPMessageSource {
     /// Bump when IMAPStructure's output changes: cached renderings of other
     /// versions are ignored and replaced.
-    static let renderVersion = 2
+    static let renderVersion = 3
     /// Header blocks larger than this are not cached (read from the file).
     static let maxCachedHeader = 64 * 1024
 

@@ -18,7 +18,9 @@ enum IMAPStructure {
     }
 
     static func addresses(_ entries: [AddressListEntry], into w: inout IMAPWriter) {
-        let flat = AddressListEntry.imapAddresses(entries)
+        // Only group markers have a NIL host (RFC 9051 §7.5.2); a mailbox
+        // lacking a part gets a placeholder (Address.envelopeForm).
+        let flat = AddressListEntry.envelopeAddresses(entries)
         guard !flat.isEmpty else { w.raw("NIL"); return }
         w.raw("(")
         for a in flat {
@@ -44,7 +46,7 @@ enum IMAPStructure {
             w.space()
             w.string(p.contentType.subtype)
             if extended {
-                w.space(); parameters(p.contentType.parameters, into: &w)
+                w.space(); parameters(p.contentType.structureParameters, into: &w)
                 w.space(); disposition(p, into: &w)
                 w.space(); languages(p, into: &w)
                 w.space(); w.nstring(p.location)
@@ -55,7 +57,7 @@ enum IMAPStructure {
         w.raw("(")
         w.string(p.contentType.type); w.space()
         w.string(p.contentType.subtype); w.space()
-        parameters(p.contentType.parameters, into: &w); w.space()
+        parameters(p.contentType.structureParameters, into: &w); w.space()
         w.nstring(p.id); w.space()
         w.nstring(p.description); w.space()
         w.string((p.encoding ?? "7bit").uppercased()); w.space()
@@ -94,7 +96,7 @@ enum IMAPStructure {
         guard let d = p.disposition else { w.raw("NIL"); return }
         w.raw("(")
         w.string(d.value); w.space()
-        parameters(d.parameters, into: &w)
+        parameters(d.structureParameters, into: &w)
         w.raw(")")
     }
 

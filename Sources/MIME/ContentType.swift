@@ -60,13 +60,39 @@ public struct ContentType: Hashable, Sendable {
         return decodedParameters.first { $0.name == n }?.value
     }
 
+    /// One parameter's octets by (case-insensitive) name after RFC 2231
+    /// merging and percent-decoding, but not converted from its charset
+    /// and without RFC 2047 decoding: for values compared byte by byte.
+    public func parameterBytes(_ name: String) -> [UInt8]? {
+        let n = name.lowercased()
+        return RFC2231.merge(parameters).first { $0.name == n }?.bytes
+    }
+
+    /// The parameters IMAP BODYSTRUCTURE reports (RFC 9051 §7.5.2
+    /// body-fld-param): RFC 2231 continuations joined
+    /// (`RFC2231.joinContinuations`), and for text/plain without a charset
+    /// the default `charset=us-ascii` (RFC 2045 §5.2, RFC 2046 §4.1.2,
+    /// RFC 6657 §4) written out, as it is for an absent Content-Type
+    /// (`ContentType.default`). Other text subtypes get no default: RFC
+    /// 6657 §3 lets them carry their charset in the content (HTML's meta
+    /// element), which a stated us-ascii would contradict.
+    public var structureParameters: [MIMEParameter] {
+        var list = RFC2231.joinContinuations(parameters)
+        if type == "text", subtype == "plain", parameter("charset") == nil {
+            list.append(MIMEParameter(name: "charset", value: "us-ascii".asciiBytes))
+        }
+        return list
+    }
+
     /// RFC 2046 §5.1.1: the boundary, 1 to 70 characters. Longer ones are
     /// accepted (up to `maximumBoundaryLength`) as widespread parsers do;
-    /// matching a line costs at most the boundary length.
+    /// matching a line costs at most the boundary length. RFC 2231 forms
+    /// (`boundary*=us-ascii''abc`, continuations) count: the boundary is
+    /// the decoded octets.
     public var boundary: [UInt8]? {
-        guard let raw = rawParameter("boundary"), !raw.isEmpty, raw.count <= ContentType.maximumBoundaryLength
+        guard let b = parameterBytes("boundary"), !b.isEmpty, b.count <= ContentType.maximumBoundaryLength
         else { return nil }
-        return raw
+        return b
     }
 
     public static let maximumBoundaryLength = 16_384
@@ -96,4 +122,8 @@ public struct ContentDisposition: Hashable, Sendable {
         let n = name.lowercased()
         return decodedParameters.first { $0.name == n }?.value
     }
+
+    /// The parameters IMAP BODYSTRUCTURE reports: RFC 2231 continuations
+    /// joined (`RFC2231.joinContinuations`).
+    public var structureParameters: [MIMEParameter] { RFC2231.joinContinuations(parameters) }
 }

@@ -2,7 +2,8 @@
 /// field, as written (RFC 2045 §5.1, RFC 2183 §2): the name keeps its case,
 /// the value has its quoting removed (quoted-pairs unescaped) but is
 /// otherwise raw — RFC 2231 sections (`name*0*`) are not yet merged.
-/// This raw list is what IMAP BODYSTRUCTURE reports (RFC 3501 §7.4.2 body-fld-param).
+/// IMAP BODYSTRUCTURE reports this list with the sections joined
+/// (`ContentType.structureParameters`, RFC 9051 §7.5.2 body-fld-param).
 public struct MIMEParameter: Hashable, Sendable {
     public var name: String
     public var value: [UInt8]

@@ -9,23 +9,40 @@ public enum RFC2231 {
     /// joined in numeric order; missing sections are skipped. A charset this
     /// target does not know leaves the percent-decoded bytes read as UTF-8.
     public static func decode(_ parameters: [MIMEParameter]) -> [DecodedParameter] {
+        merge(parameters).map { m in
+            if m.isPlain { return DecodedParameter(name: m.name, value: EncodedWord.decode(m.bytes)) }
+            let text = (m.charset.flatMap { Charset(name: $0) } ?? .utf8).decode(m.bytes)
+            return DecodedParameter(name: m.name, value: text,
+                                    charset: m.charset.flatMap { $0.isEmpty ? nil : $0 },
+                                    language: m.language.flatMap { $0.isEmpty ? nil : $0 })
+        }
+    }
+
+    /// One parameter after §3 merging and §4 percent-decoding, its octets
+    /// not yet converted from `charset`.
+    struct Merged {
+        /// Lowercased name without any `*N` / `*` suffix.
+        var name: String
+        var bytes: [UInt8]
+        var charset: String?
+        var language: String?
+        /// A plain `name=value`: no sections, not extended.
+        var isPlain: Bool
+    }
+
+    /// §3 and §4 without the charset conversion: what `decode` builds on,
+    /// and what byte-exact values such as the multipart boundary use.
+    static func merge(_ parameters: [MIMEParameter]) -> [Merged] {
         struct Pending { var sections: [(Int, [UInt8], Bool)] = []; var plain: [UInt8]? }
         var order: [String] = []
         var byName: [String: Pending] = [:]
         for p in parameters {
-            var name = p.name.lowercased()
-            var extended = false
-            if name.hasSuffix("*") { extended = true; name.removeLast() }
-            var section: Int? = nil
-            if let star = name.lastIndex(of: "*"), let n = Int(name[name.index(after: star)...]),
-               n >= 0, n < maximumSections {
-                section = n
-                name = String(name[..<star])
-            }
+            let split = splitName(p.name)
+            let name = split.base.lowercased()
             if byName[name] == nil { order.append(name); byName[name] = Pending() }
-            if let section {
-                byName[name]!.sections.append((section, p.value, extended))
-            } else if extended {
+            if let section = split.section {
+                byName[name]!.sections.append((section, p.value, split.extended))
+            } else if split.extended {
                 byName[name]!.sections.append((0, p.value, true))
             } else if byName[name]!.plain == nil {
                 byName[name]!.plain = p.value
@@ -34,7 +51,7 @@ public enum RFC2231 {
         return order.map { name in
             let pending = byName[name]!
             if pending.sections.isEmpty {
-                return DecodedParameter(name: name, value: EncodedWord.decode(pending.plain ?? []))
+                return Merged(name: name, bytes: pending.plain ?? [], isPlain: true)
             }
             let sorted = pending.sections.sorted { $0.0 < $1.0 }
             var charset: String? = nil, language: String? = nil
@@ -52,11 +69,74 @@ public enum RFC2231 {
                 }
                 bytes += extended ? percentDecode(value) : value
             }
-            let text = (charset.flatMap { Charset(name: $0) } ?? .utf8).decode(bytes)
-            return DecodedParameter(name: name, value: text,
-                                    charset: charset.flatMap { $0.isEmpty ? nil : $0 },
-                                    language: language.flatMap { $0.isEmpty ? nil : $0 })
+            return Merged(name: name, bytes: bytes, charset: charset, language: language, isPlain: false)
         }
+    }
+
+    /// Joins §3 continuations back into one parameter each, for IMAP
+    /// BODYSTRUCTURE (RFC 9051 §7.5.2: servers SHOULD decode parameter
+    /// value continuations), in a form clients already read:
+    /// - only plain sections (`name*0="a"; name*1="b"`): `name` with the
+    ///   sections' values concatenated;
+    /// - any section extended (§4.1): `name*`, whose value is section 0 as
+    ///   written (`charset'language'…`, or `''` and the value when section 0
+    ///   is plain), then the further sections: extended ones as written,
+    ///   plain ones with "%" escaped as "%25" so the whole still
+    ///   percent-decodes to the right octets.
+    /// The charset conversion is left to the client, which keeps the label.
+    /// Sections that are not exactly 0…n (a gap, a repeat) are left as
+    /// written, as is everything that has no section number (`name*=…`
+    /// included). A joined parameter takes the place of its first section;
+    /// names compare case-insensitively and section 0's spelling is kept.
+    public static func joinContinuations(_ parameters: [MIMEParameter]) -> [MIMEParameter] {
+        let split = parameters.map { splitName($0.name) }
+        var sections: [String: [Int]] = [:]
+        for (i, s) in split.enumerated() where s.section != nil {
+            sections[s.base.lowercased(), default: []].append(i)
+        }
+        var joined: [String: MIMEParameter] = [:]
+        for (key, indices) in sections {
+            let ordered = indices.sorted { split[$0].section! < split[$1].section! }
+            guard ordered.map({ split[$0].section! }) == Array(0..<ordered.count) else { continue }
+            let extended = ordered.contains { split[$0].extended }
+            var value: [UInt8] = []
+            for (k, i) in ordered.enumerated() {
+                let raw = parameters[i].value
+                if !extended || split[i].extended {
+                    value += raw
+                } else {
+                    if k == 0 { value += [ASCII.apostrophe, ASCII.apostrophe] }
+                    value += escapePercent(raw)
+                }
+            }
+            let name = String(split[ordered[0]].base) + (extended ? "*" : "")
+            joined[key] = MIMEParameter(name: name, value: value)
+        }
+        var out: [MIMEParameter] = []
+        var written = Set<String>()
+        for (i, p) in parameters.enumerated() {
+            let key = split[i].section == nil ? nil : split[i].base.lowercased()
+            guard let key, let j = joined[key] else { out.append(p); continue }
+            if written.insert(key).inserted { out.append(j) }
+        }
+        return out
+    }
+
+    /// A parameter name as §3 and §4 build it: `base` ["*" section] ["*"].
+    /// A section is decimal digits below `maximumSections`; anything else
+    /// after a "*" is part of the base name.
+    static func splitName(_ name: String) -> (base: Substring, section: Int?, extended: Bool) {
+        var base = Substring(name)
+        var extended = false
+        if base.hasSuffix("*") { extended = true; base.removeLast() }
+        if let star = base.lastIndex(of: "*") {
+            let digits = base[base.index(after: star)...]
+            if !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+               let n = Int(digits), n < maximumSections {
+                return (base[..<star], n, extended)
+            }
+        }
+        return (base, nil, extended)
     }
 
     /// §4: `%XX` hex escapes; a malformed escape stays literal.
@@ -72,6 +152,16 @@ public enum RFC2231 {
                 out.append(bytes[i])
                 i += 1
             }
+        }
+        return out
+    }
+
+    /// "%" → "%25", so a plain section can join an extended value (§4).
+    static func escapePercent(_ bytes: [UInt8]) -> [UInt8] {
+        guard bytes.contains(ASCII.percent) else { return bytes }
+        var out: [UInt8] = []
+        for b in bytes {
+            if b == ASCII.percent { out += [ASCII.percent, 0x32, 0x35] } else { out.append(b) }
         }
         return out
     }
