@@ -35,8 +35,10 @@ let package = Package(
         // RFC 5322 headers, MIME structure, encoded words, RFC 2231, envelopes (pure Swift).
         .target(name: "MIME"),
         // IMAP grammar and codec (RFC 9051 / RFC 3501); the server comes next.
+        // The system zlib, for COMPRESS=DEFLATE (RFC 4978).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "IMAP", dependencies: [
-            "MIME", "MailCore",
+            "MIME", "MailCore", "CZlib",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),

@@ -14,6 +14,8 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v mutt >/dev/null || need_apt+=(mutt)
 command -v offlineimap >/dev/null || need_apt+=(offlineimap3)
 command -v tmux >/dev/null || need_apt+=(tmux)
+[ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd)
+[ -f /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${need_apt[*]}"

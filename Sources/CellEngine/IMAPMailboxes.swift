@@ -55,7 +55,8 @@ final class IMAPMailboxes: IMAPBackend, IMAPServices, EngineSessionServices, @un
         try mapError {
             let c = try store.changes(user: user, mailbox: mailbox, since: modseq)
             return IMAPMailboxChanges(
-                uidValidity: UInt32(truncatingIfNeeded: c.uidValidity), highestModseq: c.highestModseq,
+                uidValidity: UInt32(truncatingIfNeeded: c.uidValidity), uidNext: UInt32(truncatingIfNeeded: c.uidNext),
+                highestModseq: c.highestModseq,
                 changed: c.changed.map {
                     IMAPMessageInfo(uid: UInt32($0.uid), flags: IMAPMailboxes.flagNames($0.flags, $0.keywords), modseq: $0.modseq,
                                     size: $0.size, internalDate: $0.internalDate, storageKey: $0.blob)

@@ -17,11 +17,13 @@ public struct IMAPMessageInfo: Hashable, Sendable {
 /// (`changed`), and expunged UIDs. `since: 0` lists every message.
 public struct IMAPMailboxChanges: Sendable {
     public var uidValidity: UInt32
+    public var uidNext: UInt32
     public var highestModseq: Int64
     public var changed: [IMAPMessageInfo]
     public var expunged: [UInt32]
-    public init(uidValidity: UInt32, highestModseq: Int64, changed: [IMAPMessageInfo], expunged: [UInt32]) {
-        self.uidValidity = uidValidity; self.highestModseq = highestModseq; self.changed = changed; self.expunged = expunged
+    public init(uidValidity: UInt32, uidNext: UInt32, highestModseq: Int64, changed: [IMAPMessageInfo], expunged: [UInt32]) {
+        self.uidValidity = uidValidity; self.uidNext = uidNext; self.highestModseq = highestModseq; self.changed = changed
+        self.expunged = expunged
     }
 }
 

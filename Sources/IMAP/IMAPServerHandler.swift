@@ -306,6 +306,18 @@ public final class IMAPServerHandler: ChannelInboundHandler, @unchecked Sendable
                     }
                     self.drain(context)
                 }
+        case .compress(let bytes):
+            // The OK goes out plain; everything after it is deflated. A
+            // client must wait for the OK, so anything queued is discarded.
+            write(bytes, context)
+            queue = []
+            assembler = IMAPCommandAssembler()
+            limitAssembler()
+            do {
+                try context.pipeline.syncOperations.addHandlers([InflateHandler(), DeflateHandler()], position: .before(self))
+            } catch {
+                context.close(promise: nil)
+            }
         case .saslContinuation(let tag, let bytes):
             mode = .sasl(tag: tag)
             write(bytes, context)

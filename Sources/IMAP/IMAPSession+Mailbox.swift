@@ -4,19 +4,39 @@ extension IMAPSession {
     func select(_ w: inout IMAPWriter, tag: String, name: String, readOnly: Bool, qresync: IMAPQResync?) throws {
         if selected != nil {
             // RFC 9051 §6.3.2 / RFC 7162 §3.2.11: the previous mailbox is closed first.
+            parked = selected
             selected = nil
             w.status(tag: nil, "OK", code: "CLOSED", "Previous mailbox closed")
         }
         savedUIDs = []
-        let status = try backend.status(user: user!, mailbox: name)
-        let all = try backend.changes(user: user!, mailbox: name, since: 0)
-        var s = Selected(name: name, readOnly: readOnly, uidValidity: all.uidValidity, modseq: all.highestModseq)
-        s.uids.reserveCapacity(all.changed.count)
-        for m in all.changed {
-            s.uids.append(m.uid)
-            s.current[m.uid] = m
-            s.reported[m.uid] = m.modseq
+        var s: Selected
+        var uidNext: UInt32
+        if var view = parked, view.name == name, let ch = try? backend.changes(user: user!, mailbox: name, since: view.modseq),
+           ch.uidValidity == view.uidValidity {
+            // The same mailbox again: only what changed since is read.
+            for m in ch.changed { view.current[m.uid] = m }
+            for u in ch.expunged { view.current[u] = nil }
+            view.uids = view.current.keys.sorted()
+            view.reported = [:]
+            view.reported.reserveCapacity(view.uids.count)
+            for u in view.uids { view.reported[u] = view.current[u]!.modseq }
+            view.gone = []; view.dirty = []; view.arrived = []
+            view.modseq = max(view.modseq, ch.highestModseq)
+            view.readOnly = readOnly
+            s = view
+            uidNext = ch.uidNext
+        } else {
+            let all = try backend.changes(user: user!, mailbox: name, since: 0)
+            s = Selected(name: name, readOnly: readOnly, uidValidity: all.uidValidity, modseq: all.highestModseq)
+            s.uids.reserveCapacity(all.changed.count)
+            for m in all.changed {
+                s.uids.append(m.uid)
+                s.current[m.uid] = m
+                s.reported[m.uid] = m.modseq
+            }
+            uidNext = all.uidNext
         }
+        parked = nil
         selected = s
         w.raw("* \(s.uids.count) EXISTS"); w.crlf()
         w.raw("* 0 RECENT"); w.crlf()  // RFC 3501 clients expect it; rev2 has no \Recent
@@ -25,15 +45,15 @@ extension IMAPSession {
         if let firstUnseen = s.uids.firstIndex(where: { !(s.current[$0]?.flags.contains("\\Seen") ?? true) }) {
             w.status(tag: nil, "OK", code: "UNSEEN \(firstUnseen + 1)", "First unseen")
         }
-        w.status(tag: nil, "OK", code: "UIDVALIDITY \(status.uidValidity)", "UIDs valid")
-        w.status(tag: nil, "OK", code: "UIDNEXT \(status.uidNext)", "Predicted next UID")
-        if condstore { w.status(tag: nil, "OK", code: "HIGHESTMODSEQ \(all.highestModseq)", "Highest") }
+        w.status(tag: nil, "OK", code: "UIDVALIDITY \(s.uidValidity)", "UIDs valid")
+        w.status(tag: nil, "OK", code: "UIDNEXT \(uidNext)", "Predicted next UID")
+        if condstore { w.status(tag: nil, "OK", code: "HIGHESTMODSEQ \(s.modseq)", "Highest") }
         if enabled.contains("IMAP4REV2") {
             // RFC 9051 §6.3.2: the mailbox's LIST response, attributes included.
             let hasChildren = try backend.mailboxes(user: user!).contains { $0.name.hasPrefix(name + "/") }
             w.raw("* LIST (\(hasChildren ? "\\HasChildren" : "\\HasNoChildren")) \"/\" "); mailboxName(&w, name); w.crlf()
         }
-        if let q = qresync, q.uidValidity == all.uidValidity {
+        if let q = qresync, q.uidValidity == s.uidValidity {
             try resynchronise(&w, since: q.modseq, within: q.knownUIDs)
         }
         w.status(tag: tag, "OK", code: readOnly ? "READ-ONLY" : "READ-WRITE", "\(readOnly ? "EXAMINE" : "SELECT") completed")

@@ -257,6 +257,10 @@ extension IMAPSession {
         let count = UInt32(s.uids.count), star = s.uids.last ?? 0
         let saved = key.usesSavedResult ? Set(savedUIDs) : []
         let needsContent = key.needsContent
+        guard let first = s.current.values.first else { return [] }
+        // One context, reset for each message.
+        let ctx = SearchContext(seq: 0, count: count, star: star, info: first, saved: saved,
+                                source: IMAPMessageSource(backend: backend, user: user!, info: first, cached: nil))
         var i = 0
         while i < s.uids.count {
             let batch = s.uids[i..<min(i + IMAPSession.sourceBatch, s.uids.count)]
@@ -266,14 +270,13 @@ extension IMAPSession {
             for uid in batch {
                 i += 1
                 guard let m = s.current[uid] else { continue }
-                let ctx = SearchContext(seq: UInt32(i), count: count, star: star, info: m, saved: saved,
-                                        source: IMAPMessageSource(backend: backend, user: user!, info: m, cached: cache[m.storageKey]))
+                ctx.reset(seq: UInt32(i), info: m, source: IMAPMessageSource(backend: backend, user: user!, info: m, cached: cache[m.storageKey]))
                 do {
                     if try ctx.matches(key) { out.append((UInt32(i), uid)) }
                 } catch IMAPBackendError.nonexistent {
                     continue // expunged by another session meanwhile
                 }
-                used.append(ctx.source)
+                if needsContent { used.append(ctx.source) }
             }
         }
         return out
@@ -323,10 +326,15 @@ extension IMAPSession {
 /// One message under a search key. A class so that what the key reads
 /// (file, header block) is read once whatever the key's shape.
 final class SearchContext {
-    let seq: UInt32, count: UInt32, star: UInt32
-    let info: IMAPMessageInfo
+    var seq: UInt32
+    let count: UInt32, star: UInt32
+    var info: IMAPMessageInfo
     let saved: Set<UInt32>
     var source: IMAPMessageSource
+
+    func reset(seq: UInt32, info: IMAPMessageInfo, source: IMAPMessageSource) {
+        self.seq = seq; self.info = info; self.source = source; parsedHeader = nil
+    }
 
     init(seq: UInt32, count: UInt32, star: UInt32, info: IMAPMessageInfo, saved: Set<UInt32> = [], source: IMAPMessageSource) {
         self.seq = seq; self.count = count; self.star = star; self.info = info; self.saved = saved; self.source = source
@@ -378,7 +386,7 @@ final class SearchContext {
         case .header(let name, let value):
             let fields = try header().fields(named: name)
             if value.isEmpty { return !fields.isEmpty }
-            return fields.contains { contains(EncodedWord.decode($0.unfoldedValue), value) }
+            return fields.contains { SearchContext.headerContains($0.unfoldedValue, value) }
         case .body(let text):
             return contains(try bodyText(), text)
         case .text(let text):
@@ -428,6 +436,31 @@ final class SearchContext {
 
     /// Text searched per message is bounded (large attachments are not text).
     static let maxText = 4 << 20
+}
+
+extension SearchContext {
+    /// A header value contains `needle`, case-insensitively, once RFC 2047
+    /// words are decoded. Plain ASCII values (most) are compared as bytes.
+    static func headerContains(_ raw: [UInt8], _ needle: String) -> Bool {
+        let n = Array(needle.utf8)
+        guard !n.isEmpty else { return true }
+        var plain = true
+        for (i, b) in raw.enumerated() where b >= 0x80 || (b == UInt8(ascii: "=") && i + 1 < raw.count && raw[i + 1] == UInt8(ascii: "?")) {
+            plain = false
+            break
+        }
+        guard plain, n.allSatisfy({ $0 < 0x80 }) else {
+            return EncodedWord.decode(raw).lowercased().contains(needle.lowercased())
+        }
+        func lower(_ b: UInt8) -> UInt8 { b >= 65 && b <= 90 ? b | 0x20 : b }
+        let ln = n.map(lower)
+        guard raw.count >= ln.count else { return false }
+        outer: for start in 0...(raw.count - ln.count) {
+            for j in 0..<ln.count where lower(raw[start + j]) != ln[j] { continue outer }
+            return true
+        }
+        return false
+    }
 }
 
 extension IMAPSearchKey {

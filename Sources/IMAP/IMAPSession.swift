@@ -21,6 +21,8 @@ public final class IMAPSession: @unchecked Sendable {
         case idle(tag: String, [UInt8])
         /// Write the BYE and tagged OK, then close.
         case logout([UInt8])
+        /// Write the OK to COMPRESS, then deflate both ways (RFC 4978).
+        case compress([UInt8])
     }
 
     /// The selected mailbox as this session sees it.
@@ -73,6 +75,11 @@ public final class IMAPSession: @unchecked Sendable {
     var condstore = false
     /// RFC 7162 §3.2.3: enabled QRESYNC (which implies CONDSTORE).
     var qresync = false
+    /// The last mailbox selected before this one (or before UNSELECT/CLOSE):
+    /// selecting it again brings it up to date instead of reading it whole.
+    var parked: Selected?
+    /// COMPRESS=DEFLATE is on (RFC 4978).
+    public private(set) var compressed = false
     /// The result of the last SEARCH RETURN (SAVE), as UIDs (RFC 5182).
     var savedUIDs: [UInt32] = []
 
@@ -88,7 +95,7 @@ public final class IMAPSession: @unchecked Sendable {
         var caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT",
                     "UIDPLUS", "MOVE", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH",
                     "SEARCHRES", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "QUOTA",
-                    "QUOTA=RES-STORAGE", "STATUS=SIZE", "BINARY", "UTF8=ACCEPT"]
+                    "QUOTA=RES-STORAGE", "STATUS=SIZE", "BINARY", "UTF8=ACCEPT", "COMPRESS=DEFLATE"]
         if user == nil {
             if !isTLS && tlsAvailable { caps.append("STARTTLS") }
             if isTLS { caps.append("AUTH=PLAIN") } else { caps.append("LOGINDISABLED") }
@@ -243,6 +250,7 @@ public final class IMAPSession: @unchecked Sendable {
                     let deleted = selected!.uids.filter { selected!.current[$0]?.flags.contains("\\Deleted") ?? false }
                     if !deleted.isEmpty { try backend.expunge(user: user!, mailbox: s.name, uids: deleted) }
                 }
+                parked = selected
                 selected = nil
                 savedUIDs = []
                 w.status(tag: tag, "OK", "\(command == .close ? "CLOSE" : "UNSELECT") completed")
@@ -332,9 +340,13 @@ public final class IMAPSession: @unchecked Sendable {
             case .setQuota:
                 try requireAuth()
                 w.status(tag: tag, "NO", code: "NOPERM", "Quotas are set with the mail plan")
-            case .compress:
+            case .compress(let mechanism):
                 try requireAuth()
-                w.status(tag: tag, "NO", code: "CANNOT", "Compression is not offered")
+                guard mechanism == "DEFLATE" else { throw SessionError(text: "Unknown compression mechanism") }
+                guard !compressed else { throw SessionError(kind: "NO", code: "COMPRESSIONACTIVE", text: "Already compressing") }
+                compressed = true
+                w.status(tag: tag, "OK", "DEFLATE active")
+                return .compress(w.bytes)
             }
         } catch {
             w.raw(failure(error, tag: tag))

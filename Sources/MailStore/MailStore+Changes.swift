@@ -331,6 +331,7 @@ extension MailStore {
 /// with new flags, and UIDs expunged. `since: 0` lists every message.
 public struct MailboxChanges: Sendable {
     public var uidValidity: Int64
+    public var uidNext: Int64 = 0
     public var highestModseq: Int64
     public var changed: [StoredMessage]
     public var expunged: [Int64]
@@ -345,8 +346,9 @@ extension MailStore {
             let id: Int64 = mb["id"]
             let highest: Int64 = mb["highestmodseq"]
             let validity = try Int64.fetchOne(db, sql: "SELECT uidvalidity FROM mailboxes WHERE id = ?", arguments: [id]) ?? 0
+            let uidNext: Int64 = mb["uidnext"]
             if modseq >= highest {
-                return MailboxChanges(uidValidity: validity, highestModseq: highest, changed: [], expunged: [])
+                return MailboxChanges(uidValidity: validity, uidNext: uidNext, highestModseq: highest, changed: [], expunged: [])
             }
             let changed = try Row.fetchAll(db, sql: """
                 SELECT uid, size, blob, internal_date, modseq, flags, keywords FROM messages
@@ -359,7 +361,7 @@ extension MailStore {
             }
             let expunged = modseq == 0 ? [] : try Int64.fetchAll(db, sql: "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
                                                                  arguments: [id, modseq])
-            return MailboxChanges(uidValidity: validity, highestModseq: highest, changed: changed, expunged: expunged)
+            return MailboxChanges(uidValidity: validity, uidNext: uidNext, highestModseq: highest, changed: changed, expunged: expunged)
         }
     }
 

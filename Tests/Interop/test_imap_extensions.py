@@ -3,6 +3,8 @@ ESEARCH (RFC 4731) and SEARCHRES (RFC 5182), QUOTA (RFC 9208), BINARY APPEND
 (RFC 3516), UTF8=ACCEPT (RFC 6855), modified UTF-7 names for IMAP4rev1
 clients, and SEARCH on decoded headers, decoded bodies and the Date: header."""
 import re
+import time
+import zlib
 import smtplib
 
 import pytest
@@ -290,3 +292,42 @@ def test_sort_and_thread(xcell):
     assert ok(c, "THREAD ORDEREDSUBJECT UTF-8 ALL") == ["* THREAD (2 (1)(4))(3)"]
     r = c.cmd("THREAD NOSUCH UTF-8 ALL")
     assert r.kind == b"BAD"
+
+
+def test_compress_deflate(xcell):
+    deliver(xcell, [simple(i) for i in range(1, 4)])
+    c = IMAPConn(xcell.port("imaps"), tls=True)
+    r = c.cmd("COMPRESS DEFLATE")
+    assert r.kind == b"BAD", r  # not before login
+    c.login()
+    r = c.cmd("COMPRESS DEFLATE")
+    assert r.kind == b"OK" and c.buf == b"", r
+    comp, decomp = zlib.compressobj(6, zlib.DEFLATED, -15), zlib.decompressobj(-15)
+    inflated = b""
+
+    def command(tag, text):
+        nonlocal inflated
+        c.sock.sendall(comp.compress(tag + b" " + text + b"\r\n") + comp.flush(zlib.Z_SYNC_FLUSH))
+        deadline = time.monotonic() + 10
+        while not re.search(rb"(^|\r\n)" + tag + rb" (OK|NO|BAD)[^\r\n]*\r\n$", inflated):
+            assert time.monotonic() < deadline, inflated
+            c.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            data = c.sock.recv(65536)
+            assert data, inflated
+            inflated += decomp.decompress(data)
+        out, inflated = inflated, b""
+        return out
+
+    out = command(b"c1", b"SELECT INBOX")
+    assert b"* 3 EXISTS" in out and out.endswith(b"c1 OK [READ-WRITE] SELECT completed\r\n"), out
+    out = command(b"c2", b"FETCH 1:* (BODY.PEEK[TEXT])")
+    assert all(f"body {i}".encode() in out for i in range(1, 4)), out
+    msg = b"Subject: packed\r\n\r\n" + b"compressible " * 2000 + b"\r\n"
+    out = command(b"c3", b"APPEND INBOX {%d+}\r\n" % len(msg) + msg)
+    assert b"c3 OK [APPENDUID" in out, out
+    out = command(b"c4", b"UID FETCH 4 (BODY.PEEK[])")
+    assert msg in out, out[:200]
+    out = command(b"c5", b"COMPRESS DEFLATE")
+    assert b"c5 NO [COMPRESSIONACTIVE]" in out, out
+    out = command(b"c6", b"LOGOUT")
+    assert b"* BYE" in out
