@@ -76,9 +76,9 @@ final class IMAPMailboxes: IMAPBackend, IMAPServices, EngineSessionServices, @un
         }
     }
 
-    func cachedRenderings(keys: [String], version: Int) throws -> [String: IMAPRenderings] {
+    func cachedRenderings(keys: [String], version: Int, headersOnly: Bool) throws -> [String: IMAPRenderings] {
         try mapError {
-            try store.renderings(blobs: keys, version: Int64(version)).mapValues {
+            try store.renderings(blobs: keys, version: Int64(version), headersOnly: headersOnly).mapValues {
                 IMAPRenderings(header: $0.header, envelope: $0.envelope, bodyStructure: $0.bodyStructure)
             }
         }

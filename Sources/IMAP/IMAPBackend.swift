@@ -69,7 +69,7 @@ public protocol IMAPBackend: AnyObject, Sendable {
     func quota(user: String) throws -> IMAPQuota
     /// Renderings kept from earlier sessions, by storage key; those of
     /// another renderer `version` are not returned.
-    func cachedRenderings(keys: [String], version: Int) throws -> [String: IMAPRenderings]
+    func cachedRenderings(keys: [String], version: Int, headersOnly: Bool) throws -> [String: IMAPRenderings]
     /// Keeps renderings for later sessions; failures only cost speed.
     func saveRenderings(_ entries: [String: IMAPRenderings], version: Int)
     func setFlags(user: String, mailbox: String, uids: [UInt32], mode: IMAPStoreMode, flags: [String], unchangedSince: Int64?) throws -> [UInt32]

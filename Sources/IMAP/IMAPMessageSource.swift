@@ -63,10 +63,10 @@ struct IMAPMessageSource {
 
 extension IMAPSession {
     /// Cached renderings for a batch of messages (empty when the backend fails).
-    func renderings(_ uids: ArraySlice<UInt32>) -> [String: IMAPRenderings] {
+    func renderings(_ uids: ArraySlice<UInt32>, headersOnly: Bool = false) -> [String: IMAPRenderings] {
         guard let s = selected else { return [:] }
         let keys = uids.compactMap { s.current[$0]?.storageKey }
-        return (try? backend.cachedRenderings(keys: keys, version: IMAPMessageSource.renderVersion)) ?? [:]
+        return (try? backend.cachedRenderings(keys: keys, version: IMAPMessageSource.renderVersion, headersOnly: headersOnly)) ?? [:]
     }
 
     func keep(_ sources: [IMAPMessageSource]) {

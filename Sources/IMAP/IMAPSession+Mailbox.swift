@@ -14,13 +14,16 @@ extension IMAPSession {
         if var view = parked, view.name == name, let ch = try? backend.changes(user: user!, mailbox: name, since: view.modseq),
            ch.uidValidity == view.uidValidity {
             // The same mailbox again: only what changed since is read.
-            for m in ch.changed { view.current[m.uid] = m }
-            for u in ch.expunged { view.current[u] = nil }
-            view.uids = view.current.keys.sorted()
-            view.reported = [:]
-            view.reported.reserveCapacity(view.uids.count)
-            for u in view.uids { view.reported[u] = view.current[u]!.modseq }
-            view.gone = []; view.dirty = []; view.arrived = []
+            let unchanged = ch.changed.isEmpty && ch.expunged.isEmpty && view.gone.isEmpty && view.dirty.isEmpty && view.arrived.isEmpty
+            if !unchanged {
+                for m in ch.changed { view.current[m.uid] = m }
+                for u in ch.expunged { view.current[u] = nil }
+                view.uids = view.current.keys.sorted()
+                view.reported = [:]
+                view.reported.reserveCapacity(view.uids.count)
+                for u in view.uids { view.reported[u] = view.current[u]!.modseq }
+                view.gone = []; view.dirty = []; view.arrived = []
+            }
             view.modseq = max(view.modseq, ch.highestModseq)
             view.readOnly = readOnly
             s = view

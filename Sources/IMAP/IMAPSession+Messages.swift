@@ -264,7 +264,7 @@ extension IMAPSession {
         var i = 0
         while i < s.uids.count {
             let batch = s.uids[i..<min(i + IMAPSession.sourceBatch, s.uids.count)]
-            let cache = needsContent ? renderings(batch) : [:]
+            let cache = needsContent ? renderings(batch, headersOnly: true) : [:]
             var used: [IMAPMessageSource] = []
             defer { keep(used) }
             for uid in batch {
@@ -364,8 +364,8 @@ final class SearchContext {
         case .uid(let set): return set.isSavedResult ? saved.contains(info.uid) : set.contains(info.uid, star: star)
         case .flag(let f, let on):
             if f == "\\Recent" { return !on }
-            return info.flags.contains { $0.lowercased() == f.lowercased() } == on
-        case .keyword(let k, let on): return info.flags.contains { $0.lowercased() == k.lowercased() } == on
+            return info.flags.contains { SearchContext.sameFlag($0, f) } == on
+        case .keyword(let k, let on): return info.flags.contains { SearchContext.sameFlag($0, k) } == on
         case .larger(let n): return info.size > Int64(n)
         case .smaller(let n): return info.size < Int64(n)
         case .modseq(let n): return info.modseq >= n
@@ -384,9 +384,9 @@ final class SearchContext {
             if case .sentOn = key { return t >= day && t < day + 86400 }
             return t >= day
         case .header(let name, let value):
-            let fields = try header().fields(named: name)
-            if value.isEmpty { return !fields.isEmpty }
-            return fields.contains { SearchContext.headerContains($0.unfoldedValue, value) }
+            let values = SearchContext.headerValues(try source.headerBlock(), named: name)
+            if value.isEmpty { return !values.isEmpty }
+            return values.contains { SearchContext.headerContains($0, value) }
         case .body(let text):
             return contains(try bodyText(), text)
         case .text(let text):
@@ -439,6 +439,47 @@ final class SearchContext {
 }
 
 extension SearchContext {
+    /// Flag names compare case-insensitively (RFC 9051 §2.3.2), without allocating.
+    static func sameFlag(_ a: String, _ b: String) -> Bool {
+        if a == b { return true }
+        let x = a.utf8, y = b.utf8
+        guard x.count == y.count else { return false }
+        return zip(x, y).allSatisfy { ($0 | 0x20) == ($1 | 0x20) && (($0 | 0x20) >= 97 && ($0 | 0x20) <= 122 || $0 == $1) }
+    }
+
+    /// The unfolded values of the fields called `name` in a header block,
+    /// found by scanning lines (no full parse: SEARCH visits every message).
+    static func headerValues(_ h: [UInt8], named name: String) -> [[UInt8]] {
+        let n = Array(name.utf8)
+        var out: [[UInt8]] = []
+        var current: [UInt8]?
+        var i = 0
+        while i < h.count {
+            var end = i
+            while end < h.count && h[end] != 10 { end += 1 }
+            var lineEnd = end
+            if lineEnd > i && h[lineEnd - 1] == 13 { lineEnd -= 1 }
+            if lineEnd == i { break } // the blank line ends the header
+            if h[i] == 32 || h[i] == 9 {
+                if current != nil { current! += h[i..<lineEnd] }
+            } else {
+                if let c = current { out.append(c); current = nil }
+                if lineEnd - i > n.count {
+                    var matches = true
+                    for j in 0..<n.count where (h[i + j] | 0x20) != (n[j] | 0x20) { matches = false; break }
+                    if matches {
+                        var k = i + n.count
+                        while k < lineEnd && (h[k] == 32 || h[k] == 9) { k += 1 }
+                        if k < lineEnd && h[k] == UInt8(ascii: ":") { current = Array(h[(k + 1)..<lineEnd]) }
+                    }
+                }
+            }
+            i = end + 1
+        }
+        if let c = current { out.append(c) }
+        return out
+    }
+
     /// A header value contains `needle`, case-insensitively, once RFC 2047
     /// words are decoded. Plain ASCII values (most) are compared as bytes.
     static func headerContains(_ raw: [UInt8], _ needle: String) -> Bool {

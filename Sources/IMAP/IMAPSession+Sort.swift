@@ -12,7 +12,7 @@ extension IMAPSession {
         while i < found.count {
             let batch = found[i..<min(i + IMAPSession.sourceBatch, found.count)]
             i += batch.count
-            let cache = renderings(ArraySlice(batch.map(\.1)))
+            let cache = renderings(ArraySlice(batch.map(\.1)), headersOnly: true)
             var used: [IMAPMessageSource] = []
             defer { keep(used) }
             for (seq, uid) in batch {
