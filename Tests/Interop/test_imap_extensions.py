@@ -331,3 +331,30 @@ def test_compress_deflate(xcell):
     assert b"c5 NO [COMPRESSIONACTIVE]" in out, out
     out = command(b"c6", b"LOGOUT")
     assert b"* BYE" in out
+
+
+def test_uidvalidity_stable_and_uids_not_reused_across_restarts(xcell):
+    deliver(xcell, [simple(i) for i in range(1, 4)])
+    c = conn(xcell)
+    out = " ".join(ok(c, "SELECT INBOX"))
+    validity = re.search(r"UIDVALIDITY (\d+)", out).group(1)
+    ok(c, "UID STORE 3 +FLAGS (\\Deleted)")
+    ok(c, "EXPUNGE")  # the highest UID goes: it must still never come back
+    ok(c, "CREATE Later")
+    later = re.search(r"UIDVALIDITY (\d+)", " ".join(ok(c, "STATUS Later (UIDVALIDITY)"))).group(1)
+    c.close()
+    for restart in ("stop", "kill9"):
+        if restart == "stop":
+            xcell.stop()
+        else:
+            xcell.kill9()
+        xcell.start()
+        c = conn(xcell)
+        out = " ".join(ok(c, "SELECT INBOX"))
+        assert re.search(r"UIDVALIDITY (\d+)", out).group(1) == validity, out
+        assert re.search(r"STATUS Later \(UIDVALIDITY (\d+)\)", " ".join(ok(c, "STATUS Later (UIDVALIDITY)"))).group(1) == later
+        c.close()
+    deliver(xcell, [simple(4)])
+    c = conn(xcell)
+    ok(c, "SELECT INBOX")
+    assert ok(c, "UID SEARCH ALL") == ["* SEARCH 1 2 4"]
