@@ -270,7 +270,9 @@ extension IMAPSession {
             for uid in batch {
                 i += 1
                 guard let m = s.current[uid] else { continue }
-                ctx.reset(seq: UInt32(i), info: m, source: IMAPMessageSource(backend: backend, user: user!, info: m, cached: cache[m.storageKey]))
+                // Flags, sizes, dates and numbers need no content: no source is made for them.
+                ctx.reset(seq: UInt32(i), info: m,
+                          source: needsContent ? IMAPMessageSource(backend: backend, user: user!, info: m, cached: cache[m.storageKey]) : nil)
                 do {
                     if try ctx.matches(key) { out.append((UInt32(i), uid)) }
                 } catch IMAPBackendError.nonexistent {
@@ -332,8 +334,9 @@ final class SearchContext {
     let saved: Set<UInt32>
     var source: IMAPMessageSource
 
-    func reset(seq: UInt32, info: IMAPMessageInfo, source: IMAPMessageSource) {
-        self.seq = seq; self.info = info; self.source = source; parsedHeader = nil
+    func reset(seq: UInt32, info: IMAPMessageInfo, source: IMAPMessageSource?) {
+        self.seq = seq; self.info = info; parsedHeader = nil
+        if let source { self.source = source }
     }
 
     init(seq: UInt32, count: UInt32, star: UInt32, info: IMAPMessageInfo, saved: Set<UInt32> = [], source: IMAPMessageSource) {
