@@ -3,35 +3,21 @@ import MIME
 /// ENVELOPE and BODY/BODYSTRUCTURE (RFC 9051 §7.5.2) from a parsed message.
 enum IMAPStructure {
     /// `envelope = "(" env-date SP env-subject SP env-from SP env-sender SP
-    /// env-reply-to SP env-to SP env-cc SP env-bcc SP env-in-reply-to SP env-message-id ")"`
+    /// env-reply-to SP env-to SP env-cc SP env-bcc SP env-in-reply-to SP env-message-id ")"`,
+    /// written by the response encoder from the message's envelope.
     static func envelope(_ e: Envelope, into w: inout IMAPWriter) {
-        w.raw("(")
-        w.nstring(e.date); w.space()
-        w.nstring(e.subject); w.space()
-        for list in [e.from, e.sender, e.replyTo, e.to, e.cc, e.bcc] {
-            addresses(list, into: &w)
-            w.space()
-        }
-        w.nstring(e.inReplyTo); w.space()
-        w.nstring(e.messageID)
-        w.raw(")")
+        IMAPResponse.envelope(value(e), into: &w)
     }
 
-    static func addresses(_ entries: [AddressListEntry], into w: inout IMAPWriter) {
-        // Only group markers have a NIL host (RFC 9051 §7.5.2); a mailbox
-        // lacking a part gets a placeholder (Address.envelopeForm).
-        let flat = AddressListEntry.envelopeAddresses(entries)
-        guard !flat.isEmpty else { w.raw("NIL"); return }
-        w.raw("(")
-        for a in flat {
-            w.raw("(")
-            w.nstring(a.name); w.space()
-            w.nstring(a.route); w.space()
-            w.nstring(a.mailbox); w.space()
-            w.nstring(a.host)
-            w.raw(")")
+    /// The response model's envelope. Only group markers have a NIL host
+    /// (RFC 9051 §7.5.2); a mailbox lacking a part gets a placeholder
+    /// (Address.envelopeForm).
+    static func value(_ e: Envelope) -> IMAPEnvelope {
+        func list(_ entries: [AddressListEntry]) -> [IMAPAddress] {
+            AddressListEntry.envelopeAddresses(entries).map { IMAPAddress(name: $0.name, adl: $0.route, mailbox: $0.mailbox, host: $0.host) }
         }
-        w.raw(")")
+        return IMAPEnvelope(date: e.date, subject: e.subject, from: list(e.from), sender: list(e.sender), replyTo: list(e.replyTo),
+                            to: list(e.to), cc: list(e.cc), bcc: list(e.bcc), inReplyTo: e.inReplyTo, messageID: e.messageID)
     }
 
     /// BODYSTRUCTURE when `extended`, else BODY.
