@@ -16,6 +16,8 @@ struct IMAPMessageSource {
     let info: IMAPMessageInfo
     let cached: IMAPRenderings?
     var file: [UInt8]?
+    /// Where the file's header block ends, once the file has been read.
+    var headerEnd: Int?
     var fresh = IMAPRenderings()
 
     init(backend: IMAPBackend, user: String, info: IMAPMessageInfo, cached: IMAPRenderings?) {
@@ -28,6 +30,7 @@ struct IMAPMessageSource {
         file = b
         if cached?.header == nil {
             let end = RFC5322Header.parse(b).bodyStart
+            headerEnd = end
             if end <= IMAPMessageSource.maxCachedHeader { fresh.header = Array(b[0..<end]) }
         }
         return b
@@ -35,9 +38,9 @@ struct IMAPMessageSource {
 
     /// The header block (the blank line included): cached, or from the file.
     mutating func headerBlock() throws -> [UInt8] {
-        if let h = cached?.header { return h }
+        if let h = cached?.header ?? fresh.header { return h }
         let b = try bytes()
-        return Array(b[0..<RFC5322Header.parse(b).bodyStart])
+        return Array(b[0..<(headerEnd ?? RFC5322Header.parse(b).bodyStart)])
     }
 
     mutating func header() throws -> RFC5322Header { RFC5322Header.parse(try headerBlock()) }

@@ -237,7 +237,7 @@ public final class IMAPSession: @unchecked Sendable {
                 guard !message.isEmpty else { w.status(tag: tag, "NO", "Empty message"); break }
                 // Binary content (literal8, RFC 3516) is stored as sent; BODY[] hides its NULs.
                 let uid = try backend.append(user: user!, mailbox: name, message: message, flags: flags, internalDate: appendDate)
-                let validity = try backend.status(user: user!, mailbox: name).uidValidity
+                let validity = try uidValidity(of: name)
                 if selected != nil { try updates(&w, allowExpunge: false) }
                 w.status(tag: tag, "OK", code: "APPENDUID \(validity) \(uid)", "APPEND completed")
             case .idle:
@@ -290,7 +290,7 @@ public final class IMAPSession: @unchecked Sendable {
                 let uids = resolve(set, byUID: uid)
                 guard !uids.isEmpty || uid else { w.status(tag: tag, "BAD", "No such messages"); break }
                 let pairs = try backend.copy(user: user!, from: selected!.name, to: target, uids: uids, move: isMove)
-                let validity = try backend.status(user: user!, mailbox: target).uidValidity
+                let validity = try uidValidity(of: target)
                 let code = pairs.isEmpty ? nil : "COPYUID \(validity) \(pairs.map { String($0.0) }.joined(separator: ",")) \(pairs.map { String($0.1) }.joined(separator: ","))"
                 if isMove {
                     // RFC 6851 §4.3: COPYUID in an untagged OK before the expunges.
@@ -324,7 +324,7 @@ public final class IMAPSession: @unchecked Sendable {
             case .getQuotaRoot(let raw):
                 try requireAuth()
                 let name = try boxName(raw)
-                _ = try backend.status(user: user!, mailbox: name)
+                _ = try uidValidity(of: name) // NONEXISTENT for a missing mailbox
                 let q = try backend.quota(user: user!)
                 w.raw("* QUOTAROOT "); mailboxName(&w, name)
                 if q.limit != nil { w.raw(" \"\"") }
@@ -386,6 +386,11 @@ public final class IMAPSession: @unchecked Sendable {
     func requireSelected() throws {
         try requireAuth()
         guard selected != nil else { throw SessionError(text: "No mailbox selected") }
+    }
+
+    /// A mailbox's UIDVALIDITY (for APPENDUID/COPYUID) without counting its messages.
+    func uidValidity(of mailbox: String) throws -> UInt32 {
+        try backend.changes(user: user!, mailbox: mailbox, since: .max).uidValidity
     }
 
     /// SEARCH/SORT/THREAD charsets: UTF-8 and its subset US-ASCII (RFC 9051 §6.4.4).

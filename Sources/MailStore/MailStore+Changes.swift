@@ -56,7 +56,7 @@ public enum MailboxError: Error, Hashable, Sendable {
 extension MailStore {
     func mailboxRow(_ db: Database, user: String, mailbox: String) throws -> Row {
         guard let row = try Row.fetchOne(db, sql: """
-            SELECT b.id, b.user_id, b.uidnext, b.highestmodseq FROM mailboxes b JOIN users u ON u.id = b.user_id
+            SELECT b.id, b.user_id, b.uidnext, b.highestmodseq, b.uidvalidity FROM mailboxes b JOIN users u ON u.id = b.user_id
             WHERE u.address = ? AND b.name = ?
             """, arguments: [user.lowercased(), mailbox]) else { throw MailboxError.noSuchMailbox }
         return row
@@ -345,7 +345,7 @@ extension MailStore {
             let mb = try mailboxRow(db, user: user, mailbox: mailbox)
             let id: Int64 = mb["id"]
             let highest: Int64 = mb["highestmodseq"]
-            let validity = try Int64.fetchOne(db, sql: "SELECT uidvalidity FROM mailboxes WHERE id = ?", arguments: [id]) ?? 0
+            let validity: Int64 = mb["uidvalidity"]
             let uidNext: Int64 = mb["uidnext"]
             if modseq >= highest {
                 return MailboxChanges(uidValidity: validity, uidNext: uidNext, highestModseq: highest, changed: [], expunged: [])

@@ -9,7 +9,6 @@ left (`q`, `c`), so the server is checked after those points.
 """
 import imaplib
 import re
-import shutil
 import ssl
 
 import pytest
@@ -19,9 +18,6 @@ from helpers_mua import FLAGGED, SEEN, Terminal, deliver, engine_complaints, mes
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
-
-pytestmark = pytest.mark.skipif(shutil.which("mutt") is None or shutil.which("tmux") is None,
-                                reason="needs mutt and tmux")
 
 # The index line format the tests parse: number, status flags, subject.
 INDEX_FORMAT = "%4C [%Z] %s"

@@ -5,7 +5,6 @@ does), sync again, and the cell's store shows exactly those changes; a
 third sync finds nothing to do."""
 import imaplib
 import re
-import shutil
 import ssl
 import subprocess
 
@@ -16,8 +15,6 @@ from helpers_mua import FLAGGED, MAILBOXES, SEEN, deliver, engine_complaints, me
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
-
-pytestmark = pytest.mark.skipif(shutil.which("offlineimap") is None, reason="needs offlineimap")
 
 
 @pytest.fixture
