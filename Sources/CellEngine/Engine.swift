@@ -211,6 +211,7 @@ public final class Engine: @unchecked Sendable {
     func scheduleMemoryTrim() {
         group.next().scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { [weak self] _ in
             guard let self, self.sessions.withLock({ $0.isEmpty }) else { return }
+            self.state?.searchFields.withLock { $0.clear() }
             _ = postcellMallocTrim(0)
         }
     }

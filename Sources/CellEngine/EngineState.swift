@@ -1,6 +1,7 @@
 import Logging
 import MailCore
 import MailQueue
+import IMAP
 import MailStore
 import NIOCore
 import NIOPosix
@@ -46,6 +47,29 @@ final class EngineState: SMTPServerBackend, @unchecked Sendable {
     let watcherCounter = Atomic<Int>(0)
     /// Users whose INBOX a POP3 session holds (RFC 1939 §8 maildrop lock).
     let pop3Locks = Mutex<Set<String>>([])
+    /// IMAP search fields of messages read lately (shared by the cell's
+    /// sessions; emptied when the cell is idle).
+    let searchFields = Mutex(SearchFieldCache())
+
+    /// The search fields (`IMAPMessageSource.searchFields`) of messages by
+    /// storage key, in memory: a SEARCH FROM over a large mailbox reads them
+    /// here instead of from the index. Bounded; emptied whole when full.
+    struct SearchFieldCache {
+        static let maxBytes = 16 << 20
+        var entries: [IMAPStorageKey: [UInt8]] = [:]
+        var bytes = 0
+
+        mutating func insert(_ key: IMAPStorageKey, _ fields: [UInt8]) {
+            if bytes + fields.count + 64 > SearchFieldCache.maxBytes { clear() }
+            if let old = entries.updateValue(fields, forKey: key) { bytes -= old.count + 64 }
+            bytes += fields.count + 64
+        }
+
+        mutating func clear() {
+            entries = [:]
+            bytes = 0
+        }
+    }
 
     /// Tells IDLE sessions of these users that their mailboxes changed.
     func notifyChanged(_ users: [String]) {

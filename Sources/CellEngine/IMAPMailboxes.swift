@@ -35,7 +35,37 @@ final class IMAPMailboxes: IMAPBackend, IMAPServices, EngineSessionServices, @un
         }
     }
 
-    static func flagNames(_ bits: Int64, _ keywords: [String]) -> [String] { SystemFlags(rawValue: bits).names + keywords }
+    /// A blob id (hex digits, 20 of them from `MailStore.makeID`) as an IMAP
+    /// storage key: the first 16 digits in `high`, the rest in `low` under a
+    /// top byte that counts the digits. Ids that are not 1-30 hex digits get
+    /// count 0, which `blob(of:)` turns into "" (refused by `readBlob`).
+    static func key(ofBlob id: String) -> IMAPStorageKey {
+        var high: UInt64 = 0, low: UInt64 = 0, n: UInt64 = 0
+        for c in id.utf8 {
+            let v: UInt64
+            switch c {
+            case 48...57: v = UInt64(c - 48)
+            case 97...102: v = UInt64(c - 87)
+            default: return IMAPStorageKey(high: 0, low: 0)
+            }
+            if n < 16 { high = high << 4 | v } else { low = low << 4 | v }
+            n += 1
+            if n > 30 { return IMAPStorageKey(high: 0, low: 0) }
+        }
+        return IMAPStorageKey(high: high, low: low | n << 56)
+    }
+
+    static func blob(of key: IMAPStorageKey) -> String {
+        let n = Int(key.low >> 56)
+        guard n > 0 else { return "" }
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8](repeating: 0, count: n)
+        var high = key.high, low = key.low & (1 << 56 - 1)
+        for i in stride(from: n - 1, through: 0, by: -1) {
+            if i >= 16 { out[i] = digits[Int(low & 15)]; low >>= 4 } else { out[i] = digits[Int(high & 15)]; high >>= 4 }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 
     // MARK: IMAPBackend
 
@@ -58,8 +88,9 @@ final class IMAPMailboxes: IMAPBackend, IMAPServices, EngineSessionServices, @un
                 uidValidity: UInt32(truncatingIfNeeded: c.uidValidity), uidNext: UInt32(truncatingIfNeeded: c.uidNext),
                 highestModseq: c.highestModseq,
                 changed: c.changed.map {
-                    IMAPMessageInfo(uid: UInt32($0.uid), flags: IMAPMailboxes.flagNames($0.flags, $0.keywords), modseq: $0.modseq,
-                                    size: $0.size, internalDate: $0.internalDate, storageKey: $0.blob)
+                    IMAPMessageInfo(uid: UInt32($0.uid), systemFlags: UInt8(truncatingIfNeeded: $0.flags), keywords: $0.keywords,
+                                    modseq: $0.modseq, size: $0.size, internalDate: $0.internalDate,
+                                    storageKey: IMAPMailboxes.key(ofBlob: $0.blob))
                 },
                 expunged: c.expunged.map { UInt32($0) })
         }
@@ -68,7 +99,7 @@ final class IMAPMailboxes: IMAPBackend, IMAPServices, EngineSessionServices, @un
     func messageBytes(user: String, _ message: IMAPMessageInfo) throws -> [UInt8] {
         try mapError {
             do {
-                return try store.readBlob(message.storageKey)
+                return try store.readBlob(IMAPMailboxes.blob(of: message.storageKey))
             } catch let e as FileSystemError where e.isMissing {
                 // Expunged by another session since this one last looked.
                 throw IMAPBackendError.nonexistent
@@ -76,18 +107,54 @@ final class IMAPMailboxes: IMAPBackend, IMAPServices, EngineSessionServices, @un
         }
     }
 
-    func cachedRenderings(keys: [String], version: Int, headersOnly: Bool) throws -> [String: IMAPRenderings] {
+    func cachedRenderings(keys: [IMAPStorageKey], version: Int, parts: IMAPRenderings.Parts) throws -> [IMAPStorageKey: IMAPRenderings] {
         try mapError {
-            try store.renderings(blobs: keys, version: Int64(version), headersOnly: headersOnly).mapValues {
-                IMAPRenderings(header: $0.header, envelope: $0.envelope, bodyStructure: $0.bodyStructure)
+            var out: [IMAPStorageKey: IMAPRenderings] = [:]
+            out.reserveCapacity(keys.count)
+            if case .searchFields = parts {
+                // Memory first; the index for the rest, which then stays in memory.
+                var missing: [IMAPStorageKey] = []
+                engine.searchFields.withLock { cache in
+                    for k in keys {
+                        if let f = cache.entries[k] { out[k] = IMAPRenderings(searchFields: f) } else { missing.append(k) }
+                    }
+                }
+                guard !missing.isEmpty else { return out }
+                let found = try store.renderings(blobs: missing.map(IMAPMailboxes.blob(of:)), version: Int64(version), parts: .searchFields)
+                engine.searchFields.withLock { cache in
+                    for (blob, r) in found {
+                        guard let f = r.searchFields else { continue }
+                        let k = IMAPMailboxes.key(ofBlob: blob)
+                        out[k] = IMAPRenderings(searchFields: f)
+                        cache.insert(k, f)
+                    }
+                }
+                return out
             }
+            let wanted: MessageRenderings.Parts = switch parts {
+            case .all: .all
+            case .header: .header
+            case .searchFields: .searchFields
+            }
+            for (blob, r) in try store.renderings(blobs: keys.map(IMAPMailboxes.blob(of:)), version: Int64(version), parts: wanted) {
+                out[IMAPMailboxes.key(ofBlob: blob)] = IMAPRenderings(header: r.header, envelope: r.envelope, bodyStructure: r.bodyStructure,
+                                                                    searchFields: r.searchFields)
+            }
+            return out
         }
     }
 
-    func saveRenderings(_ entries: [String: IMAPRenderings], version: Int) {
+    func saveRenderings(_ entries: [IMAPStorageKey: IMAPRenderings], version: Int) {
         do {
-            try store.saveRenderings(entries.mapValues { MessageRenderings(header: $0.header, envelope: $0.envelope, bodyStructure: $0.bodyStructure) },
-                                     version: Int64(version))
+            var byBlob: [String: MessageRenderings] = [:]
+            engine.searchFields.withLock { cache in
+                for (key, r) in entries { if let f = r.searchFields { cache.insert(key, f) } }
+            }
+            for (key, r) in entries {
+                byBlob[IMAPMailboxes.blob(of: key)] = MessageRenderings(header: r.header, envelope: r.envelope, bodyStructure: r.bodyStructure,
+                                                                        searchFields: r.searchFields)
+            }
+            try store.saveRenderings(byBlob, version: Int64(version))
         } catch {
             engine.logger.warning("imap rendering cache not saved: \(error)", metadata: ["session": "\(sessionID)"])
         }

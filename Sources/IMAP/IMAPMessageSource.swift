@@ -45,6 +45,46 @@ struct IMAPMessageSource {
 
     mutating func header() throws -> RFC5322Header { RFC5322Header.parse(try headerBlock()) }
 
+    /// The fields SEARCH, SORT and THREAD read most, lowercased.
+    static let searchFields: Set<String> = ["from", "to", "cc", "bcc", "subject", "date", "message-id", "in-reply-to", "references"]
+
+    /// The header block's lines for `searchFields` (continuations included):
+    /// cached, or cut from the header block (and kept).
+    mutating func searchFieldsBlock() throws -> [UInt8] {
+        if let f = cached?.searchFields ?? fresh.searchFields { return f }
+        let f = IMAPMessageSource.cutSearchFields(try headerBlock())
+        fresh.searchFields = f
+        return f
+    }
+
+    /// The parsed header of the search fields only.
+    mutating func searchHeader() throws -> RFC5322Header { RFC5322Header.parse(try searchFieldsBlock()) }
+
+    static func cutSearchFields(_ h: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        var keep = false
+        var i = 0
+        while i < h.count {
+            var end = i
+            while end < h.count && h[end] != 10 { end += 1 }
+            let line = h[i..<min(end + 1, h.count)]
+            if line.first == 13 || line.first == 10 { break } // the blank line ends the header
+            if line.first == 32 || line.first == 9 {
+                if keep { out += line }
+            } else {
+                let colon = line.firstIndex(of: UInt8(ascii: ":")) ?? line.endIndex
+                var name = String(decoding: line[line.startIndex..<colon], as: UTF8.self).lowercased()
+                while name.last == " " || name.last == "\t" { name.removeLast() }
+                keep = colon != line.endIndex && searchFields.contains(name)
+                if keep { out += line }
+            }
+            i = end + 1
+        }
+        if let last = out.last, last != 10 { out += [13, 10] }
+        out += [13, 10]
+        return out
+    }
+
     mutating func envelope(into w: inout IMAPWriter) throws {
         if let e = cached?.envelope { w.raw(e); return }
         var r = IMAPWriter()
@@ -61,19 +101,20 @@ struct IMAPMessageSource {
         w.raw(r.bytes)
     }
 
-    var hasFresh: Bool { fresh.header != nil || fresh.envelope != nil || fresh.bodyStructure != nil }
+    var hasFresh: Bool { fresh.header != nil || fresh.envelope != nil || fresh.bodyStructure != nil || fresh.searchFields != nil }
 }
 
 extension IMAPSession {
     /// Cached renderings for a batch of messages (empty when the backend fails).
-    func renderings(_ uids: ArraySlice<UInt32>, headersOnly: Bool = false) -> [String: IMAPRenderings] {
+    func renderings(_ uids: ArraySlice<UInt32>, parts: IMAPRenderings.Parts = .all) -> [IMAPStorageKey: IMAPRenderings] {
         guard let s = selected else { return [:] }
-        let keys = uids.compactMap { s.current[$0]?.storageKey }
-        return (try? backend.cachedRenderings(keys: keys, version: IMAPMessageSource.renderVersion, headersOnly: headersOnly)) ?? [:]
+        var cursor = 0
+        let keys = uids.compactMap { s.current.next($0, cursor: &cursor)?.storageKey }
+        return (try? backend.cachedRenderings(keys: keys, version: IMAPMessageSource.renderVersion, parts: parts)) ?? [:]
     }
 
     func keep(_ sources: [IMAPMessageSource]) {
-        var entries: [String: IMAPRenderings] = [:]
+        var entries: [IMAPStorageKey: IMAPRenderings] = [:]
         for s in sources where s.hasFresh { entries[s.info.storageKey] = s.fresh }
         if !entries.isEmpty { backend.saveRenderings(entries, version: IMAPMessageSource.renderVersion) }
     }

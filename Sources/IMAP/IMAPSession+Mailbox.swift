@@ -16,12 +16,11 @@ extension IMAPSession {
             // The same mailbox again: only what changed since is read.
             let unchanged = ch.changed.isEmpty && ch.expunged.isEmpty && view.gone.isEmpty && view.dirty.isEmpty && view.arrived.isEmpty
             if !unchanged {
-                for m in ch.changed { view.current[m.uid] = m }
-                for u in ch.expunged { view.current[u] = nil }
-                view.uids = view.current.keys.sorted()
+                view.current.apply(changed: ch.changed, expunged: ch.expunged)
+                view.uids = view.current.uids
                 view.reported = [:]
                 view.reported.reserveCapacity(view.uids.count)
-                for u in view.uids { view.reported[u] = view.current[u]!.modseq }
+                for m in view.current { view.reported[m.uid] = m.modseq }
                 view.gone = []; view.dirty = []; view.arrived = []
             }
             view.modseq = max(view.modseq, ch.highestModseq)
@@ -31,12 +30,10 @@ extension IMAPSession {
         } else {
             let all = try backend.changes(user: user!, mailbox: name, since: 0)
             s = Selected(name: name, readOnly: readOnly, uidValidity: all.uidValidity, modseq: all.highestModseq)
-            s.uids.reserveCapacity(all.changed.count)
-            for m in all.changed {
-                s.uids.append(m.uid)
-                s.current[m.uid] = m
-                s.reported[m.uid] = m.modseq
-            }
+            s.current = IMAPMessageTable(all.changed)
+            s.uids = s.current.uids
+            s.reported.reserveCapacity(s.uids.count)
+            for m in s.current { s.reported[m.uid] = m.modseq }
             uidNext = all.uidNext
         }
         parked = nil
@@ -45,7 +42,7 @@ extension IMAPSession {
         w.raw("* 0 RECENT"); w.crlf()  // RFC 3501 clients expect it; rev2 has no \Recent
         w.raw("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)"); w.crlf()
         w.status(tag: nil, "OK", code: "PERMANENTFLAGS (\(readOnly ? "" : "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*"))", "Flags permitted")
-        if let firstUnseen = s.uids.firstIndex(where: { !(s.current[$0]?.flags.contains("\\Seen") ?? true) }) {
+        if let firstUnseen = s.firstUnseen() {
             w.status(tag: nil, "OK", code: "UNSEEN \(firstUnseen + 1)", "First unseen")
         }
         w.status(tag: nil, "OK", code: "UIDVALIDITY \(s.uidValidity)", "UIDs valid")
@@ -76,7 +73,7 @@ extension IMAPSession {
         guard fetch else { return }
         for m in ch.changed where within?.contains(m.uid, star: star) ?? true {
             guard let seq = s.sequence(of: m.uid), let cur = s.current[m.uid] else { continue }
-            w.raw("* \(seq + 1) FETCH (UID \(m.uid) FLAGS "); w.flags(cur.flags); w.raw(" MODSEQ (\(cur.modseq)))"); w.crlf()
+            w.raw("* \(seq + 1) FETCH (UID \(m.uid) FLAGS "); w.flags(of: cur); w.raw(" MODSEQ (\(cur.modseq)))"); w.crlf()
         }
     }
 
@@ -126,14 +123,15 @@ extension IMAPSession {
         let ch = try backend.changes(user: user!, mailbox: s.name, since: s.modseq)
         // A mailbox deleted and created again by another session is another mailbox.
         guard ch.uidValidity == s.uidValidity else { throw IMAPBackendError.nonexistent }
+        if ch.changed.isEmpty && ch.expunged.isEmpty && ch.highestModseq <= s.modseq { return }
+        selected = nil // `s` is the only owner of the view's storage while it changes: no copy
         let last = s.uids.last ?? 0
         for m in ch.changed {
-            if s.current[m.uid] == nil && m.uid > last { s.arrived.append(m.uid) }
-            s.current[m.uid] = m
+            if m.uid > last && !s.current.contains(m.uid) { s.arrived.append(m.uid) }
             if s.reported[m.uid] != nil { s.dirty.insert(m.uid) }
         }
+        s.current.apply(changed: ch.changed, expunged: ch.expunged)
         for u in ch.expunged {
-            s.current[u] = nil
             s.dirty.remove(u)
             if s.reported[u] != nil { s.gone.insert(u) }
         }
@@ -148,6 +146,8 @@ extension IMAPSession {
     func updates(_ w: inout IMAPWriter, allowExpunge: Bool) throws {
         try refresh()
         guard var s = selected else { return }
+        if s.gone.isEmpty && s.arrived.isEmpty && s.dirty.isEmpty { return }
+        selected = nil // no copy of the view while it changes
         if allowExpunge && !s.gone.isEmpty {
             let gone = s.gone.sorted()
             if qresync {
@@ -161,7 +161,7 @@ extension IMAPSession {
             for u in gone { s.reported[u] = nil }
             s.gone = []
         }
-        let added = s.arrived.filter { s.current[$0] != nil }.sorted()
+        let added = s.arrived.filter { s.current.contains($0) }.sorted()
         s.arrived = []
         if !added.isEmpty {
             for u in added { s.uids.append(u); s.reported[u] = s.current[u]!.modseq }
@@ -170,7 +170,7 @@ extension IMAPSession {
         for u in s.dirty.sorted() {
             guard let m = s.current[u], let seq = s.sequence(of: u), s.reported[u] != m.modseq else { continue }
             s.reported[u] = m.modseq
-            w.raw("* \(seq + 1) FETCH (UID \(u) FLAGS "); w.flags(m.flags)
+            w.raw("* \(seq + 1) FETCH (UID \(u) FLAGS "); w.flags(of: m)
             if condstore { w.raw(" MODSEQ (\(m.modseq))") }
             w.raw(")"); w.crlf()
         }

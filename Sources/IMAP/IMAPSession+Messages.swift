@@ -1,4 +1,9 @@
 import MIME
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 extension IMAPSession {
     // MARK: FETCH (RFC 9051 §6.4.5, §7.5.2)
@@ -36,7 +41,7 @@ extension IMAPSession {
             }
         }
         if marksSeen {
-            let unseen = uids.filter { !(s.current[$0]?.flags.contains("\\Seen") ?? true) }
+            let unseen = s.uids(uids, flag: IMAPMessageInfo.seen, has: false)
             if !unseen.isEmpty {
                 _ = try backend.setFlags(user: user!, mailbox: s.name, uids: unseen, mode: .add, flags: ["\\Seen"], unchangedSince: nil)
                 try refresh()
@@ -87,7 +92,7 @@ extension IMAPSession {
     }
 
     /// One FETCH response; returns the message's source when it was read.
-    func fetchOne(_ w: inout IMAPWriter, plan: FetchPlan, uid: UInt32, cache: [String: IMAPRenderings]) throws -> IMAPMessageSource? {
+    func fetchOne(_ w: inout IMAPWriter, plan: FetchPlan, uid: UInt32, cache: [IMAPStorageKey: IMAPRenderings]) throws -> IMAPMessageSource? {
         let items = plan.items, marksSeen = plan.marksSeen
         // Expunged by another session meanwhile: nothing to say until it may be reported.
         guard selected != nil, let m = selected!.current[uid], let seq = selected!.sequence(of: uid) else { return nil }
@@ -115,7 +120,7 @@ extension IMAPSession {
                 for it in items {
                     switch it {
                     case .uid: item("UID \(uid)")
-                    case .flags: item("FLAGS "); parts.flags(m.flags); flagsSent = true
+                    case .flags: item("FLAGS "); parts.flags(of: m); flagsSent = true
                     case .internalDate: item("INTERNALDATE \"\(IMAPDate.formatDateTime(m.internalDate))\"")
                     case .rfc822Size: item("RFC822.SIZE \(m.size)")
                     case .modseq: item("MODSEQ (\(m.modseq))")
@@ -157,7 +162,7 @@ extension IMAPSession {
                         parts.literal(IMAPSession.textSafe(data))
                     }
                 }
-                if marksSeen && !flagsSent { item("FLAGS "); parts.flags(m.flags) }
+                if marksSeen && !flagsSent { item("FLAGS "); parts.flags(of: m) }
                 if flagsSent || marksSeen { selected!.reported[uid] = m.modseq; selected!.dirty.remove(uid) }
         } catch IMAPBackendError.nonexistent {
             return nil // its file went with an expunge by another session; reported later
@@ -240,7 +245,7 @@ extension IMAPSession {
             w.raw("* \(seq + 1) FETCH (")
             if byUID || qresync { w.raw("UID \(uid) ") }
             w.raw("FLAGS ")
-            w.flags(m.flags)
+            w.flags(of: m)
             if condstore { w.raw(" MODSEQ (\(m.modseq))") }
             w.raw(")")
             w.crlf()
@@ -256,20 +261,20 @@ extension IMAPSession {
         var out: [(UInt32, UInt32)] = []
         let count = UInt32(s.uids.count), star = s.uids.last ?? 0
         let saved = key.usesSavedResult ? Set(savedUIDs) : []
-        let needsContent = key.needsContent
-        guard let first = s.current.values.first else { return [] }
+        let needsContent = key.needsContent, fieldsOnly = key.readsOnlySearchFields
+        guard let first = s.current.first else { return [] }
         // One context, reset for each message.
-        let ctx = SearchContext(seq: 0, count: count, star: star, info: first, saved: saved,
+        let ctx = SearchContext(seq: 0, count: count, star: star, info: first, saved: saved, fieldsOnly: fieldsOnly,
                                 source: IMAPMessageSource(backend: backend, user: user!, info: first, cached: nil))
-        var i = 0
+        var i = 0, cursor = 0
         while i < s.uids.count {
             let batch = s.uids[i..<min(i + IMAPSession.sourceBatch, s.uids.count)]
-            let cache = needsContent ? renderings(batch, headersOnly: true) : [:]
+            let cache = needsContent ? renderings(batch, parts: fieldsOnly ? .searchFields : .header) : [:]
             var used: [IMAPMessageSource] = []
             defer { keep(used) }
             for uid in batch {
                 i += 1
-                guard let m = s.current[uid] else { continue }
+                guard let m = s.current.next(uid, cursor: &cursor) else { continue }
                 // Flags, sizes, dates and numbers need no content: no source is made for them.
                 ctx.reset(seq: UInt32(i), info: m,
                           source: needsContent ? IMAPMessageSource(backend: backend, user: user!, info: m, cached: cache[m.storageKey]) : nil)
@@ -339,8 +344,13 @@ final class SearchContext {
         if let source { self.source = source }
     }
 
-    init(seq: UInt32, count: UInt32, star: UInt32, info: IMAPMessageInfo, saved: Set<UInt32> = [], source: IMAPMessageSource) {
-        self.seq = seq; self.count = count; self.star = star; self.info = info; self.saved = saved; self.source = source
+    /// Every header the key reads is a search field (read from that cache).
+    let fieldsOnly: Bool
+
+    init(seq: UInt32, count: UInt32, star: UInt32, info: IMAPMessageInfo, saved: Set<UInt32> = [], fieldsOnly: Bool = false,
+         source: IMAPMessageSource) {
+        self.seq = seq; self.count = count; self.star = star; self.info = info; self.saved = saved; self.fieldsOnly = fieldsOnly
+        self.source = source
     }
 
     var parsedHeader: RFC5322Header?
@@ -351,11 +361,15 @@ final class SearchContext {
         return h
     }
 
+    /// The search fields parsed (`Date:` for SENT*); the whole header when parsed already.
+    func fieldsHeader() throws -> RFC5322Header {
+        if let parsedHeader { return parsedHeader }
+        return try source.searchHeader()
+    }
+
     func bytes() throws -> [UInt8] { try source.bytes() }
 
-    func contains(_ haystack: String, _ needle: String) -> Bool {
-        needle.isEmpty || haystack.lowercased().contains(needle.lowercased())
-    }
+    func contains(_ haystack: String, _ needle: String) -> Bool { SearchContext.textContains(haystack, needle) }
 
     func matches(_ key: IMAPSearchKey) throws -> Bool {
         switch key {
@@ -367,8 +381,10 @@ final class SearchContext {
         case .uid(let set): return set.isSavedResult ? saved.contains(info.uid) : set.contains(info.uid, star: star)
         case .flag(let f, let on):
             if f == "\\Recent" { return !on }
-            return info.flags.contains { SearchContext.sameFlag($0, f) } == on
-        case .keyword(let k, let on): return info.flags.contains { SearchContext.sameFlag($0, k) } == on
+            let bit = IMAPMessageInfo.systemBit(f)
+            if bit != 0 { return info.has(bit) == on }
+            return info.keywords.contains { SearchContext.sameFlag($0, f) } == on
+        case .keyword(let k, let on): return info.keywords.contains { SearchContext.sameFlag($0, k) } == on
         case .larger(let n): return info.size > Int64(n)
         case .smaller(let n): return info.size < Int64(n)
         case .modseq(let n): return info.modseq >= n
@@ -382,12 +398,14 @@ final class SearchContext {
             // RFC 9051 §6.4.4: the Date: header's date, its time zone disregarded;
             // the internal date stands in when the header is missing or unreadable.
             guard let day = IMAPDate.parseDate(d) else { throw IMAPSession.SessionError(text: "Bad date") }
-            let t = sentDay(try header())
+            let t = sentDay(try fieldsHeader())
             if case .sentBefore = key { return t < day }
             if case .sentOn = key { return t >= day && t < day + 86400 }
             return t >= day
         case .header(let name, let value):
-            let values = SearchContext.headerValues(try source.headerBlock(), named: name)
+            // Without `fieldsOnly` the header block was fetched: it holds every field.
+            let block = fieldsOnly ? try source.searchFieldsBlock() : try source.headerBlock()
+            let values = SearchContext.headerValues(block, named: name)
             if value.isEmpty { return !values.isEmpty }
             return values.contains { SearchContext.headerContains($0, value) }
         case .body(let text):
@@ -483,6 +501,36 @@ extension SearchContext {
         return out
     }
 
+    /// `haystack` contains `needle`, case-insensitively (both lowercased), as
+    /// a search of UTF-8 bytes: an ASCII needle folds only ASCII letters of
+    /// the haystack in place, others compare the lowercased strings.
+    static func textContains(_ haystack: String, _ needle: String) -> Bool {
+        let n = Array(needle.lowercased().utf8)
+        guard !n.isEmpty else { return true }
+        var h: [UInt8]
+        if n.allSatisfy({ $0 < 0x80 }) {
+            h = Array(haystack.utf8)
+            h.withUnsafeMutableBufferPointer { b in
+                for i in b.indices where b[i] >= 65 && b[i] <= 90 { b[i] |= 0x20 }
+            }
+        } else {
+            h = Array(haystack.lowercased().utf8)
+        }
+        guard h.count >= n.count else { return false }
+        return h.withUnsafeBufferPointer { hb in n.withUnsafeBufferPointer { nb in
+            // memchr finds candidates for the first byte; memcmp checks the rest.
+            let first = Int32(nb[0]), last = hb.count - nb.count
+            var i = 0
+            while i <= last {
+                guard let p = memchr(hb.baseAddress! + i, first, last - i + 1) else { return false }
+                i = hb.baseAddress!.distance(to: p.assumingMemoryBound(to: UInt8.self))
+                if memcmp(hb.baseAddress! + i, nb.baseAddress!, nb.count) == 0 { return true }
+                i += 1
+            }
+            return false
+        } }
+    }
+
     /// A header value contains `needle`, case-insensitively, once RFC 2047
     /// words are decoded. Plain ASCII values (most) are compared as bytes.
     static func headerContains(_ raw: [UInt8], _ needle: String) -> Bool {
@@ -494,7 +542,7 @@ extension SearchContext {
             break
         }
         guard plain, n.allSatisfy({ $0 < 0x80 }) else {
-            return EncodedWord.decode(raw).lowercased().contains(needle.lowercased())
+            return textContains(EncodedWord.decode(raw), needle)
         }
         func lower(_ b: UInt8) -> UInt8 { b >= 65 && b <= 90 ? b | 0x20 : b }
         let ln = n.map(lower)
@@ -516,6 +564,19 @@ extension IMAPSearchKey {
         case .or(let a, let b): return a.needsContent || b.needsContent
         case .not(let k): return k.needsContent
         default: return false
+        }
+    }
+
+    /// Whether the content the key reads is only among the search fields
+    /// (`IMAPMessageSource.searchFields`): no other header, no text.
+    var readsOnlySearchFields: Bool {
+        switch self {
+        case .header(let name, _): return IMAPMessageSource.searchFields.contains(name.lowercased())
+        case .body, .text: return false
+        case .and(let keys): return keys.allSatisfy { $0.readsOnlySearchFields }
+        case .or(let a, let b): return a.readsOnlySearchFields && b.readsOnlySearchFields
+        case .not(let k): return k.readsOnlySearchFields
+        default: return true
         }
     }
 

@@ -12,14 +12,14 @@ extension IMAPSession {
         while i < found.count {
             let batch = found[i..<min(i + IMAPSession.sourceBatch, found.count)]
             i += batch.count
-            let cache = renderings(ArraySlice(batch.map(\.1)), headersOnly: true)
+            let cache = renderings(ArraySlice(batch.map(\.1)), parts: .searchFields)
             var used: [IMAPMessageSource] = []
             defer { keep(used) }
             for (seq, uid) in batch {
                 guard let m = s.current[uid] else { continue }
                 var source = IMAPMessageSource(backend: backend, user: user!, info: m, cached: cache[m.storageKey])
                 do {
-                    out.append((seq, IMAPSortInput(id: uid, arrival: m.internalDate, size: m.size, header: try source.header())))
+                    out.append((seq, IMAPSortInput(id: uid, arrival: m.internalDate, size: m.size, header: try source.searchHeader())))
                 } catch IMAPBackendError.nonexistent {
                     continue // expunged by another session meanwhile
                 }

@@ -33,7 +33,7 @@ public final class IMAPSession: @unchecked Sendable {
         /// The client's view: sequence number - 1 → UID, ascending.
         var uids: [UInt32] = []
         /// The store's latest state of every message still there.
-        var current: [UInt32: IMAPMessageInfo] = [:]
+        var current = IMAPMessageTable()
         /// The MODSEQ of the flags the client last heard, for each UID in view.
         var reported: [UInt32: Int64] = [:]
         /// In view but expunged from the store: reported when expunges may be.
@@ -63,6 +63,21 @@ public final class IMAPSession: @unchecked Sendable {
         func sequence(of uid: UInt32) -> Int? {
             let i = lowerBound(uid)
             return i < uids.count && uids[i] == uid ? i : nil
+        }
+
+        /// Sequence number - 1 of the first message without \Seen, for a
+        /// view whose `current` and `uids` agree (just made by SELECT). One
+        /// pass over `current`, no lookups by UID.
+        func firstUnseen() -> Int? {
+            guard let m = current.first(where: { !$0.has(IMAPMessageInfo.seen) }) else { return nil }
+            return sequence(of: m.uid)
+        }
+
+        /// The UIDs among `candidates` whose message has the system flag `bit`
+        /// (`has: true`) or lacks it; expunged ones are left out.
+        func uids(_ candidates: [UInt32], flag bit: UInt8, has: Bool) -> [UInt32] {
+            var cursor = 0
+            return candidates.filter { uid in current.next(uid, cursor: &cursor).map { $0.has(bit) == has } ?? false }
         }
     }
 
@@ -247,7 +262,7 @@ public final class IMAPSession: @unchecked Sendable {
                 try requireSelected()
                 if case .close = command, let s = selected, !s.readOnly {
                     try refresh()
-                    let deleted = selected!.uids.filter { selected!.current[$0]?.flags.contains("\\Deleted") ?? false }
+                    let deleted = selected!.uids(selected!.uids, flag: IMAPMessageInfo.deleted, has: true)
                     if !deleted.isEmpty { try backend.expunge(user: user!, mailbox: s.name, uids: deleted) }
                 }
                 parked = selected
@@ -260,7 +275,7 @@ public final class IMAPSession: @unchecked Sendable {
                 try refresh()
                 var candidates = selected!.uids
                 if case .uidExpunge(let set) = command { candidates = resolve(set, byUID: true) }
-                let deleted = candidates.filter { selected!.current[$0]?.flags.contains("\\Deleted") ?? false }
+                let deleted = selected!.uids(candidates, flag: IMAPMessageInfo.deleted, has: true)
                 if !deleted.isEmpty { try backend.expunge(user: user!, mailbox: selected!.name, uids: deleted) }
                 try updates(&w, allowExpunge: true)
                 w.status(tag: tag, "OK", "EXPUNGE completed")

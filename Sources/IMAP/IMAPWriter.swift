@@ -72,6 +72,21 @@ public struct IMAPWriter: Sendable {
     public mutating func flags(_ flags: [String]) {
         raw("(" + flags.joined(separator: " ") + ")")
     }
+
+    /// A message's flags as a parenthesised list, without building one.
+    public mutating func flags(of m: IMAPMessageInfo) {
+        raw("(")
+        var first = true
+        for (name, bit) in IMAPMessageInfo.systemNames where m.has(bit) {
+            if !first { raw(" ") }
+            raw(name); first = false
+        }
+        for k in m.keywords {
+            if !first { raw(" ") }
+            raw(k); first = false
+        }
+        raw(")")
+    }
 }
 
 /// Mailbox names in modified UTF-7 (RFC 3501 §5.1.3), used with IMAP4rev1

@@ -25,12 +25,21 @@ public enum Charset: Hashable, Sendable {
         switch self {
         case .utf8:
             return String(decoding: bytes, as: UTF8.self)
-        case .usASCII:
-            return String(String.UnicodeScalarView(bytes.map { $0 < 0x80 ? Unicode.Scalar($0) : "\u{FFFD}" }))
-        case .iso8859_1:
-            return String(String.UnicodeScalarView(bytes.map { Unicode.Scalar($0) }))
-        case .windows1252:
-            return String(String.UnicodeScalarView(bytes.map(Charset.windows1252Scalar)))
+        case .usASCII, .iso8859_1, .windows1252:
+            // ASCII text (most of it) is already UTF-8.
+            if !bytes.contains(where: { $0 >= 0x80 }) { return String(decoding: bytes, as: UTF8.self) }
+            var out: [UInt8] = []
+            out.reserveCapacity(bytes.count + bytes.count / 8)
+            for b in bytes {
+                if b < 0x80 { out.append(b); continue }
+                let scalar: Unicode.Scalar = switch self {
+                case .usASCII: "\u{FFFD}"
+                case .windows1252: Charset.windows1252Scalar(b)
+                default: Unicode.Scalar(b)
+                }
+                out.append(contentsOf: UTF8.encode(scalar)!)
+            }
+            return String(decoding: out, as: UTF8.self)
         }
     }
 

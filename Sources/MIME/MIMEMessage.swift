@@ -42,7 +42,7 @@ struct EntityParser {
             location: header["Content-Location"], md5: header["Content-MD5"],
             bodyLines: EntityParser.countLines(bytes, body),
             children: [], preambleRange: nil, epilogueRange: nil,
-            envelope: isMessageRoot ? Envelope(header: header) : nil,
+            isMessageRoot: isMessageRoot,
             encapsulated: [])
 
         func demote(_ reason: MIMEPart.Demotion, to replacement: ContentType = .default) {

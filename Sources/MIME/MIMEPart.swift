@@ -42,8 +42,11 @@ public struct MIMEPart: Hashable, Sendable {
     /// Multipart preamble and epilogue (RFC 2046 §5.1.1), when present.
     public var preambleRange: Range<Int>?
     public var epilogueRange: Range<Int>?
-    /// Set on message roots: the top-level message and every `message`.
-    public var envelope: Envelope?
+    /// True on message roots: the top-level message and every `message`.
+    public var isMessageRoot: Bool
+    /// The envelope of a message root, made when asked (a parse for SEARCH
+    /// or BODY[...] never needs it).
+    public var envelope: Envelope? { isMessageRoot ? Envelope(header: header) : nil }
     // Boxed in an array: a struct cannot contain itself directly.
     var encapsulated: [MIMEPart]
 

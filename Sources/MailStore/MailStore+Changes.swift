@@ -136,6 +136,7 @@ extension MailStore {
             try db.execute(sql: "UPDATE blobs SET refs = refs - 1 WHERE id = ?", arguments: [blob])
             if try Int64.fetchOne(db, sql: "SELECT refs FROM blobs WHERE id = ?", arguments: [blob]) == 0 {
                 try db.execute(sql: "DELETE FROM blobs WHERE id = ?", arguments: [blob])
+                try db.execute(sql: "DELETE FROM search_fields WHERE blob = ?", arguments: [blob])
                 unlinked.append(blob)
             }
             removed.append(uid)
@@ -381,18 +382,45 @@ public struct MessageRenderings: Sendable {
     public var header: [UInt8]?
     public var envelope: [UInt8]?
     public var bodyStructure: [UInt8]?
-    public init(header: [UInt8]? = nil, envelope: [UInt8]? = nil, bodyStructure: [UInt8]? = nil) {
-        self.header = header; self.envelope = envelope; self.bodyStructure = bodyStructure
+    /// The searched fields' lines of the header block (schema 4).
+    public var searchFields: [UInt8]?
+    public init(header: [UInt8]? = nil, envelope: [UInt8]? = nil, bodyStructure: [UInt8]? = nil, searchFields: [UInt8]? = nil) {
+        self.header = header; self.envelope = envelope; self.bodyStructure = bodyStructure; self.searchFields = searchFields
+    }
+
+    /// Which renderings a reader wants.
+    public enum Parts: Sendable {
+        /// Header block, ENVELOPE and BODYSTRUCTURE.
+        case all
+        /// The header block only.
+        case header
+        /// The search fields only.
+        case searchFields
     }
 }
 
 extension MailStore {
     /// Cached renderings of messages by blob id; renderings made by another
     /// renderer version are left out (the header block is version-free).
-    public func renderings(blobs: [String], version: Int64, headersOnly: Bool = false) throws -> [String: MessageRenderings] {
+    public func renderings(blobs: [String], version: Int64, parts: MessageRenderings.Parts = .all) throws -> [String: MessageRenderings] {
         var out: [String: MessageRenderings] = [:]
         out.reserveCapacity(blobs.count)
-        let columns = headersOnly ? "id, header, NULL, NULL, 0" : "id, header, envelope, bodystructure, render_version"
+        if parts == .searchFields {
+            try db.read { db in
+                var i = 0
+                while i < blobs.count {
+                    let part = Array(blobs[i..<min(i + 500, blobs.count)])
+                    i += part.count
+                    let marks = Array(repeating: "?", count: part.count).joined(separator: ",")
+                    for row in try Row.fetchAll(db, sql: "SELECT blob, fields FROM search_fields WHERE blob IN (\(marks))",
+                                                arguments: StatementArguments(part)) {
+                        out[row[0]] = MessageRenderings(searchFields: [UInt8](row[1] as Data))
+                    }
+                }
+            }
+            return out
+        }
+        let columns = parts == .header ? "id, header, NULL, NULL, 0" : "id, header, envelope, bodystructure, render_version"
         try db.read { db in
             var i = 0
             while i < blobs.count {
@@ -416,6 +444,12 @@ extension MailStore {
         guard !entries.isEmpty else { return }
         try db.write { db in
             for (blob, r) in entries {
+                if let f = r.searchFields {
+                    try db.execute(sql: """
+                        INSERT OR REPLACE INTO search_fields(blob, fields) SELECT ?, ? WHERE EXISTS (SELECT 1 FROM blobs WHERE id = ?)
+                        """, arguments: [blob, Data(f), blob])
+                }
+                guard r.header != nil || r.envelope != nil || r.bodyStructure != nil else { continue }
                 try db.execute(sql: """
                     UPDATE blobs SET header = coalesce(?, header),
                         envelope = coalesce(?, CASE WHEN render_version = ? THEN envelope END),

@@ -1,0 +1,90 @@
+@testable import IMAP
+import Testing
+
+/// The selected mailbox's message table against a dictionary model, the
+/// byte-level text search and the search-fields cut.
+struct IMAPMessageTableTests {
+    func info(_ uid: UInt32, flags: UInt8 = 0, modseq: Int64 = 1) -> IMAPMessageInfo {
+        IMAPMessageInfo(uid: uid, systemFlags: flags, keywords: flags & 32 != 0 ? ["$Work"] : [], modseq: modseq, size: Int64(uid) * 10,
+                        internalDate: 0, storageKey: IMAPStorageKey(high: UInt64(uid), low: 0))
+    }
+
+    @Test func tableMatchesADictionaryUnderRandomEdits() {
+        var rng = SystemRandomNumberGenerator()
+        var table = IMAPMessageTable((1...300).map { info($0) })
+        var model = Dictionary(uniqueKeysWithValues: (1...300).map { ($0, info($0)) })
+        for round in 0..<400 {
+            // Few edits (single-entry path) and many (merge path), in any order.
+            let n = round % 3 == 0 ? Int.random(in: 20...80, using: &rng) : Int.random(in: 0...5, using: &rng)
+            let changed = (0..<n).map { _ in info(UInt32.random(in: 1...450, using: &rng), flags: UInt8.random(in: 0...63, using: &rng),
+                                                    modseq: Int64(round)) }
+            let expunged = (0..<Int.random(in: 0...(n / 2 + 1), using: &rng)).map { _ in UInt32.random(in: 1...450, using: &rng) }
+            table.apply(changed: changed, expunged: expunged)
+            for m in changed { model[m.uid] = m }
+            for u in expunged { model[u] = nil }
+            #expect(table.uids == model.keys.sorted())
+            #expect(table.map(\.self) == model.keys.sorted().map { model[$0]! })
+        }
+        for u in UInt32(0)...460 { #expect(table[u] == model[u]) }
+        // Ascending lookups with a cursor, and a step back.
+        var cursor = 0
+        for u in stride(from: UInt32(0), through: 460, by: 7) { #expect(table.next(u, cursor: &cursor) == model[u]) }
+        #expect(table.next(3, cursor: &cursor) == model[3])
+        table[10] = nil
+        #expect(!table.contains(10))
+        table[10] = info(10, flags: IMAPMessageInfo.seen)
+        #expect(table[10]?.has(IMAPMessageInfo.seen) == true)
+    }
+
+    @Test func unsortedOrRepeatedInputIsSortedAndUnique() {
+        let t = IMAPMessageTable([info(5), info(2, modseq: 1), info(9), info(2, modseq: 7)])
+        #expect(t.uids == [2, 5, 9])
+        #expect(t[2]?.modseq == 7)
+    }
+
+    @Test func flagsAreNamedInOrderAndFoundCaseInsensitively() {
+        let m = info(1, flags: IMAPMessageInfo.seen | IMAPMessageInfo.deleted | 32)
+        #expect(m.flags == ["\\Seen", "\\Deleted", "$Work"])
+        var w = IMAPWriter()
+        w.flags(of: m)
+        #expect(String(decoding: w.bytes, as: UTF8.self) == "(\\Seen \\Deleted $Work)")
+        #expect(IMAPMessageInfo.systemBit("\\SEEN") == IMAPMessageInfo.seen)
+        #expect(IMAPMessageInfo.systemBit("\\Recent") == 0)
+        #expect(IMAPMessageInfo.systemBit("Seen") == 0)
+    }
+
+    @Test func textSearchIsCaseInsensitiveOnBytes() {
+        #expect(SearchContext.textContains("The Marzipan cake", "marziPAN"))
+        #expect(SearchContext.textContains("abc", ""))
+        #expect(!SearchContext.textContains("marzipa", "marzipan"))
+        #expect(SearchContext.textContains("xxmarzipan", "marzipan"))
+        #expect(!SearchContext.textContains("mmmmmmm", "mmmmmmmm"))
+        #expect(SearchContext.textContains("Grüße aus KÖLN", "köln"))
+        #expect(SearchContext.textContains("ÄÖÜ", "äöü"))
+        #expect(!SearchContext.textContains("Koln", "köln"))
+        // Multi-byte letters are never split: an ASCII needle cannot match inside them.
+        #expect(!SearchContext.textContains("é", "\u{A9}"))
+    }
+
+    @Test func searchFieldsKeepOnlyTheirLines() {
+        let header = Array("""
+            Received: from a\r
+            \tby b\r
+            From: Ann\r
+             <ann@example.org>\r
+            X-Other: From: not this\r
+            subject : Hello\r
+            References: <a@x>\r
+            \t<b@x>\r
+            Content-Type: text/plain\r
+            \r
+
+            """.utf8)
+        let cut = String(decoding: IMAPMessageSource.cutSearchFields(header), as: UTF8.self)
+        #expect(cut == "From: Ann\r\n <ann@example.org>\r\nsubject : Hello\r\nReferences: <a@x>\r\n\t<b@x>\r\n\r\n")
+        #expect(SearchContext.headerValues(Array(cut.utf8), named: "from").map { String(decoding: $0, as: UTF8.self) }
+            == [" Ann <ann@example.org>"])
+        // A header block without its blank line still ends in one.
+        #expect(IMAPMessageSource.cutSearchFields(Array("To: b@x".utf8)) == Array("To: b@x\r\n\r\n".utf8))
+    }
+}
