@@ -110,7 +110,16 @@ extension IMAPSession {
         guard let s = selected else { return [:] }
         var cursor = 0
         let keys = uids.compactMap { s.current.next($0, cursor: &cursor)?.storageKey }
-        return (try? backend.cachedRenderings(keys: keys, version: IMAPMessageSource.renderVersion, parts: parts)) ?? [:]
+        var found = (try? backend.cachedRenderings(keys: keys, version: IMAPMessageSource.renderVersion, parts: parts)) ?? [:]
+        if case .searchFields = parts {
+            // Search fields not cut yet: from cached header blocks rather than the files.
+            let missing = keys.filter { found[$0] == nil }
+            if !missing.isEmpty, let headers = try? backend.cachedRenderings(keys: missing, version: IMAPMessageSource.renderVersion,
+                                                                             parts: .header) {
+                for (k, r) in headers where r.header != nil { found[k] = IMAPRenderings(header: r.header) }
+            }
+        }
+        return found
     }
 
     func keep(_ sources: [IMAPMessageSource]) {

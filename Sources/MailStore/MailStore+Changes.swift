@@ -55,10 +55,11 @@ public enum MailboxError: Error, Hashable, Sendable {
 
 extension MailStore {
     func mailboxRow(_ db: Database, user: String, mailbox: String) throws -> Row {
-        guard let row = try Row.fetchOne(db, sql: """
+        // Statements run by every IMAP command are prepared once per connection (cachedStatement).
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
             SELECT b.id, b.user_id, b.uidnext, b.highestmodseq, b.uidvalidity FROM mailboxes b JOIN users u ON u.id = b.user_id
             WHERE u.address = ? AND b.name = ?
-            """, arguments: [user.lowercased(), mailbox]) else { throw MailboxError.noSuchMailbox }
+            """), arguments: [user.lowercased(), mailbox]) else { throw MailboxError.noSuchMailbox }
         return row
     }
 
@@ -75,7 +76,7 @@ extension MailStore {
             var changed: [FlagChange] = []
             var failed: [Int64] = []
             for uid in uids {
-                guard let row = try Row.fetchOne(db, sql: "SELECT flags, keywords, modseq FROM messages WHERE mailbox_id = ? AND uid = ?",
+                guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT flags, keywords, modseq FROM messages WHERE mailbox_id = ? AND uid = ?"),
                                                  arguments: [mbID, uid]) else { continue }
                 if let limit = unchangedSince, row["modseq"] as Int64 > limit { failed.append(uid); continue }
                 let oldBits = SystemFlags(rawValue: row["flags"])
@@ -95,11 +96,11 @@ extension MailStore {
                 }
                 guard newBits != oldBits || newKeywords != oldKeywords else { continue }
                 modseq += 1
-                try db.execute(sql: "UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?",
-                               arguments: [newBits.rawValue, newKeywords.joined(separator: " "), modseq, mbID, uid])
+                try db.cachedStatement(sql: "UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?")
+                    .execute(arguments: [newBits.rawValue, newKeywords.joined(separator: " "), modseq, mbID, uid])
                 changed.append(FlagChange(uid: uid, flags: newBits, keywords: newKeywords, modseq: modseq))
             }
-            try db.execute(sql: "UPDATE mailboxes SET highestmodseq = ? WHERE id = ?", arguments: [modseq, mbID])
+            try db.cachedStatement(sql: "UPDATE mailboxes SET highestmodseq = ? WHERE id = ?").execute(arguments: [modseq, mbID])
             return (changed, failed)
         }
     }
@@ -351,16 +352,16 @@ extension MailStore {
             if modseq >= highest {
                 return MailboxChanges(uidValidity: validity, uidNext: uidNext, highestModseq: highest, changed: [], expunged: [])
             }
-            let changed = try Row.fetchAll(db, sql: """
+            let changed = try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT uid, size, blob, internal_date, modseq, flags, keywords FROM messages
                 WHERE mailbox_id = ? AND modseq > ? ORDER BY uid
-                """, arguments: [id, modseq]).map { row -> StoredMessage in
+                """), arguments: [id, modseq]).map { row -> StoredMessage in
                 // Columns by position: by-name lookups cost more than the rest for big mailboxes.
                 let blob: String = row[2], keywords: String = row[6]
                 return StoredMessage(uid: row[0], size: row[1], blob: blob, path: path(ofBlob: blob), internalDate: row[3], modseq: row[4],
                                      flags: row[5], keywords: keywords.isEmpty ? [] : keywords.split(separator: " ").map(String.init))
             }
-            let expunged = modseq == 0 ? [] : try Int64.fetchAll(db, sql: "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+            let expunged = modseq == 0 ? [] : try Int64.fetchAll(db.cachedStatement(sql: "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid"),
                                                                  arguments: [id, modseq])
             return MailboxChanges(uidValidity: validity, uidNext: uidNext, highestModseq: highest, changed: changed, expunged: expunged)
         }
