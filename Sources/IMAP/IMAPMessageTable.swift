@@ -23,19 +23,9 @@ struct IMAPMessageTable: Sequence {
     func makeIterator() -> IndexingIterator<[IMAPMessageInfo]> { entries.makeIterator() }
 
     /// Index of the first entry whose UID is >= `uid`.
-    func lowerBound(_ uid: UInt32) -> Int {
-        var lo = 0, hi = uids.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if uids[mid] < uid { lo = mid + 1 } else { hi = mid }
-        }
-        return lo
-    }
+    func lowerBound(_ uid: UInt32) -> Int { uids.lowerBound(uid) }
 
-    func index(of uid: UInt32) -> Int? {
-        let i = lowerBound(uid)
-        return i < uids.count && uids[i] == uid ? i : nil
-    }
+    func index(of uid: UInt32) -> Int? { uids.position(of: uid) }
 
     func contains(_ uid: UInt32) -> Bool { index(of: uid) != nil }
 
@@ -103,5 +93,23 @@ struct IMAPMessageTable: Sequence {
             if out.last?.uid == m.uid { out[out.count - 1] = m } else { out.append(m) }
         }
         return out
+    }
+}
+
+extension Array where Element == UInt32 {
+    /// In an ascending array: the index of the first element >= `value`.
+    func lowerBound(_ value: UInt32) -> Int {
+        var lo = 0, hi = count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if self[mid] < value { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    /// In an ascending array: the index of `value`, if present.
+    func position(of value: UInt32) -> Int? {
+        let i = lowerBound(value)
+        return i < count && self[i] == value ? i : nil
     }
 }

@@ -50,20 +50,10 @@ public final class IMAPSession: @unchecked Sendable {
         }
 
         /// Index in `uids` of the first UID >= `uid`.
-        func lowerBound(_ uid: UInt32) -> Int {
-            var lo = 0, hi = uids.count
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                if uids[mid] < uid { lo = mid + 1 } else { hi = mid }
-            }
-            return lo
-        }
+        func lowerBound(_ uid: UInt32) -> Int { uids.lowerBound(uid) }
 
         /// Sequence number - 1 of a UID in view.
-        func sequence(of uid: UInt32) -> Int? {
-            let i = lowerBound(uid)
-            return i < uids.count && uids[i] == uid ? i : nil
-        }
+        func sequence(of uid: UInt32) -> Int? { uids.position(of: uid) }
 
         /// Sequence number - 1 of the first message without \Seen, for a
         /// view whose `current` and `uids` agree (just made by SELECT). One

@@ -406,35 +406,32 @@ extension MailStore {
     public func renderings(blobs: [String], version: Int64, parts: MessageRenderings.Parts = .all) throws -> [String: MessageRenderings] {
         var out: [String: MessageRenderings] = [:]
         out.reserveCapacity(blobs.count)
+        // The rows of `blobs`, 500 ids per statement.
+        func rows(_ db: Database, _ select: String, _ body: (Row) -> Void) throws {
+            var i = 0
+            while i < blobs.count {
+                let part = Array(blobs[i..<min(i + 500, blobs.count)])
+                i += part.count
+                let marks = Array(repeating: "?", count: part.count).joined(separator: ",")
+                for row in try Row.fetchAll(db, sql: select + " IN (\(marks))", arguments: StatementArguments(part)) { body(row) }
+            }
+        }
         if parts == .searchFields {
             try db.read { db in
-                var i = 0
-                while i < blobs.count {
-                    let part = Array(blobs[i..<min(i + 500, blobs.count)])
-                    i += part.count
-                    let marks = Array(repeating: "?", count: part.count).joined(separator: ",")
-                    for row in try Row.fetchAll(db, sql: "SELECT blob, fields FROM search_fields WHERE blob IN (\(marks))",
-                                                arguments: StatementArguments(part)) {
-                        out[row[0]] = MessageRenderings(searchFields: [UInt8](row[1] as Data))
-                    }
+                try rows(db, "SELECT blob, fields FROM search_fields WHERE blob") { row in
+                    out[row[0]] = MessageRenderings(searchFields: [UInt8](row[1] as Data))
                 }
             }
             return out
         }
         let columns = parts == .header ? "id, header, NULL, NULL, 0" : "id, header, envelope, bodystructure, render_version"
         try db.read { db in
-            var i = 0
-            while i < blobs.count {
-                let part = Array(blobs[i..<min(i + 500, blobs.count)])
-                i += part.count
-                let marks = Array(repeating: "?", count: part.count).joined(separator: ",")
-                // Columns by position (by-name lookups cost more than the rest here).
-                for row in try Row.fetchAll(db, sql: "SELECT \(columns) FROM blobs WHERE id IN (\(marks))", arguments: StatementArguments(part)) {
-                    let current = (row[4] as Int64) == version
-                    out[row[0]] = MessageRenderings(header: (row[1] as Data?).map { [UInt8]($0) },
-                                                    envelope: current ? (row[2] as Data?).map { [UInt8]($0) } : nil,
-                                                    bodyStructure: current ? (row[3] as Data?).map { [UInt8]($0) } : nil)
-                }
+            // Columns by position (by-name lookups cost more than the rest here).
+            try rows(db, "SELECT \(columns) FROM blobs WHERE id") { row in
+                let current = (row[4] as Int64) == version
+                out[row[0]] = MessageRenderings(header: (row[1] as Data?).map { [UInt8]($0) },
+                                                envelope: current ? (row[2] as Data?).map { [UInt8]($0) } : nil,
+                                                bodyStructure: current ? (row[3] as Data?).map { [UInt8]($0) } : nil)
             }
         }
         return out
