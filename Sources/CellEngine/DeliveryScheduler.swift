@@ -5,9 +5,11 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// Group commit: deliveries queue up while a batch is being made durable and
-/// go together in the next one, so fsyncs and index transactions are shared
-/// (docs/DATA-DIR.md). Runs on one blocking-pool thread; never on an event loop.
+/// The store thread and its work. Group commit: deliveries queue up while a
+/// batch is being made durable and go together in the next one, so fsyncs
+/// and index transactions are shared (docs/DATA-DIR.md); they run on the one
+/// store thread, never on an event loop. Sessions' store work runs there
+/// too, except quick commands while the thread is idle (`run(on:quick:_:)`).
 final class DeliveryScheduler: Sendable {
     struct Job: @unchecked Sendable {
         var delivery: Delivery?
@@ -25,6 +27,11 @@ final class DeliveryScheduler: Sendable {
     let spool: OutboundSpool
     let pool: NIOThreadPool
     let state = Mutex(State())
+    /// Jobs handed to the store thread and not finished yet.
+    let queued = Atomic<Int>(0)
+    /// Held by whoever works on the store: the store thread for each job, the
+    /// event loop for a quick command. One at a time, as with one thread.
+    let storeLock = Mutex(())
     /// Largest batch per commit; more wait for the next.
     static let maxBatch = 256
 
@@ -41,7 +48,41 @@ final class DeliveryScheduler: Sendable {
             s.running = true
             return true
         }
-        if start { pool.submit { _ in self.drain() } }
+        if start {
+            queued.add(1, ordering: .relaxed)
+            pool.submit { _ in
+                self.storeLock.withLock { _ in self.drain() }
+                self.queued.subtract(1, ordering: .releasing)
+            }
+        }
+    }
+
+    /// Runs a session's store work. A quick one (a few rows or messages,
+    /// bounded) runs on the event loop itself when the store thread has
+    /// nothing queued: an idle cell answers without two thread hand-offs,
+    /// and a busy one does not stall its connections behind the store.
+    func run<T: Sendable>(on eventLoop: EventLoop, quick: Bool, _ body: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
+        guard quick, eventLoop.inEventLoop else { return onStoreThread(eventLoop, body) }
+        // On a later turn of the loop, not inside this call: the response's
+        // handling starts the next pipelined command, which must not nest.
+        let promise = eventLoop.makePromise(of: T.self)
+        eventLoop.execute {
+            if self.queued.load(ordering: .acquiring) == 0,
+               let result = self.storeLock.withLockIfAvailable({ _ in Result { try body() } }) {
+                promise.completeWith(result)
+            } else {
+                promise.completeWith(self.onStoreThread(eventLoop, body))
+            }
+        }
+        return promise.futureResult
+    }
+
+    func onStoreThread<T: Sendable>(_ eventLoop: EventLoop, _ body: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
+        queued.add(1, ordering: .relaxed)
+        return pool.runIfActive(eventLoop: eventLoop) {
+            defer { self.queued.subtract(1, ordering: .releasing) }
+            return try self.storeLock.withLock { _ in try body() }
+        }
     }
 
     func drain() {

@@ -10,8 +10,8 @@ protocol EngineSessionServices: AnyObject {
 }
 
 extension EngineSessionServices {
-    func runBlocking<T: Sendable>(on eventLoop: EventLoop, _ body: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
-        engine.scheduler.pool.runIfActive(eventLoop: eventLoop, body)
+    func runBlocking<T: Sendable>(on eventLoop: EventLoop, quick: Bool, _ body: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
+        engine.scheduler.run(on: eventLoop, quick: quick, body)
     }
 
     func authenticate(user: String, password: String, clientHost: String?, eventLoop: EventLoop) -> EventLoopFuture<AuthVerdict> {

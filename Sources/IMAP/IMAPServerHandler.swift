@@ -4,8 +4,9 @@ import NIOSSL
 
 /// What the engine provides to IMAP sessions beyond mailbox access.
 public protocol IMAPServices: AnyObject, Sendable {
-    /// Runs blocking work (store access) off the event loop.
-    func runBlocking<T: Sendable>(on eventLoop: EventLoop, _ body: @escaping @Sendable () throws -> T) -> EventLoopFuture<T>
+    /// Runs blocking work (store access) off the event loop; quick work
+    /// (`IMAPSession.isQuick`) may run on it when the store is idle.
+    func runBlocking<T: Sendable>(on eventLoop: EventLoop, quick: Bool, _ body: @escaping @Sendable () throws -> T) -> EventLoopFuture<T>
     func authenticate(user: String, password: String, clientHost: String?, eventLoop: EventLoop) -> EventLoopFuture<AuthVerdict>
     /// Calls `onChange` (from any thread) when `user`'s mailboxes change, until the returned token is cancelled.
     func watch(user: String, _ onChange: @escaping @Sendable () -> Void) -> IMAPWatchToken
@@ -234,7 +235,7 @@ public final class IMAPServerHandler: ChannelInboundHandler, @unchecked Sendable
         case .success(let (tag, command)):
             busy = true
             let session = self.session
-            services.runBlocking(on: context.eventLoop) { session.execute(tag: tag, command) }
+            services.runBlocking(on: context.eventLoop, quick: session.isQuick(command)) { session.execute(tag: tag, command) }
                 .hop(to: context.eventLoop)
                 .whenComplete { result in
                     self.busy = false
@@ -262,7 +263,7 @@ public final class IMAPServerHandler: ChannelInboundHandler, @unchecked Sendable
             write(bytes, context)
             let services = self.services
             afterFlush(context) {
-                services.runBlocking(on: context.eventLoop) { next() }
+                services.runBlocking(on: context.eventLoop, quick: false) { next() }
                     .hop(to: context.eventLoop)
                     .whenComplete { result in
                         self.busy = false
@@ -337,7 +338,7 @@ public final class IMAPServerHandler: ChannelInboundHandler, @unchecked Sendable
     func idleUpdate(_ context: ChannelHandlerContext) {
         guard case .idle = mode, !closing else { return }
         let session = self.session
-        services.runBlocking(on: context.eventLoop) { session.idleUpdates() }.hop(to: context.eventLoop).whenSuccess { bytes in
+        services.runBlocking(on: context.eventLoop, quick: false) { session.idleUpdates() }.hop(to: context.eventLoop).whenSuccess { bytes in
             guard case .idle = self.mode, !bytes.isEmpty else { return }
             self.write(bytes, context)
         }

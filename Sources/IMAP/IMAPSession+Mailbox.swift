@@ -183,32 +183,40 @@ extension IMAPSession {
     func resolve(_ set: IMAPSequenceSet, byUID: Bool) -> [UInt32] {
         guard let s = selected else { return [] }
         if set.isSavedResult { return savedUIDs.filter { s.sequence(of: $0) != nil } }
+        let ranges = IMAPSession.positions(set, byUID: byUID, in: s.uids) ?? []
         var out: [UInt32] = []
-        if byUID {
-            let star = s.uids.last ?? 0
-            for r in set.ranges {
-                var a: UInt32, b: UInt32
-                switch r.0 { case .number(let v): a = v; case .star: a = star }
-                switch r.1 { case .number(let v): b = v; case .star: b = star }
-                if a > b { swap(&a, &b) }
-                let lo = s.lowerBound(a)
-                var i = lo
-                while i < s.uids.count && s.uids[i] <= b { out.append(s.uids[i]); i += 1 }
-            }
-        } else {
-            let count = UInt32(s.uids.count)
-            for r in set.ranges {
-                var a: UInt32, b: UInt32
-                switch r.0 { case .number(let v): a = v; case .star: a = count }
-                switch r.1 { case .number(let v): b = v; case .star: b = count }
-                if a > b { swap(&a, &b) }
-                guard a >= 1, a <= count else { continue }
-                for seq in a...min(b, count) { out.append(s.uids[Int(seq) - 1]) }
-            }
-        }
-        if set.ranges.count > 1 {
+        for r in ranges { out += s.uids[r] }
+        if ranges.count > 1 {
             // Overlapping ranges name a message once, in mailbox order.
             out = Array(Set(out)).sorted()
+        }
+        return out
+    }
+
+    /// The positions in `uids` (ascending: a view's UIDs) that a sequence
+    /// set names, one range per range of the set; nil once they number more
+    /// than `limit`. Sequence numbers past the end name nothing here (the
+    /// command checks them first).
+    static func positions(_ set: IMAPSequenceSet, byUID: Bool, in uids: [UInt32], limit: Int = .max) -> [Range<Int>]? {
+        var out: [Range<Int>] = []
+        var total = 0
+        let star = byUID ? uids.last ?? 0 : UInt32(uids.count)
+        for r in set.ranges {
+            var a: UInt32, b: UInt32
+            switch r.0 { case .number(let v): a = v; case .star: a = star }
+            switch r.1 { case .number(let v): b = v; case .star: b = star }
+            if a > b { swap(&a, &b) }
+            let range: Range<Int>
+            if byUID {
+                range = uids.lowerBound(a)..<(b == .max ? uids.count : uids.lowerBound(b + 1))
+            } else {
+                guard a >= 1, a <= uids.count else { continue }
+                range = Int(a) - 1..<min(Int(b), uids.count)
+            }
+            if range.isEmpty { continue }
+            total += range.count
+            if total > limit { return nil }
+            out.append(range)
         }
         return out
     }

@@ -444,6 +444,71 @@ public final class IMAPSession: @unchecked Sendable {
 }
 
 
+// MARK: Quick commands
+
+extension IMAPSession {
+    /// The most messages a quick command may name, and the most octets of
+    /// their content it may read.
+    static let quickMessages = 32, quickBytes = 1 << 20
+
+    /// Whether a command's work is small and bounded: a few index rows, a
+    /// few messages, or a pass over the selected view without content. The
+    /// server may then run it on its event loop while the store thread is
+    /// idle, saving the two thread hand-offs that are most of a short
+    /// command's latency. Reading many messages, writing message files,
+    /// loading a mailbox not seen before and anything else is not quick.
+    /// Read on the event loop between commands (the session is idle then).
+    public func isQuick(_ command: IMAPCommand) -> Bool {
+        switch command {
+        case .capability, .noop, .check, .id, .enable, .namespace, .unselect, .status, .list, .lsub,
+             .getQuota, .getQuotaRoot:
+            return true
+        case .select(let name, _, _), .examine(let name, _, _):
+            // The same mailbox again reads only what changed since.
+            return selected?.name == name || (selected == nil && parked?.name == name)
+        case .fetch(let set, let items, let uid, _, _):
+            return quick(set, byUID: uid, readsContent: items.contains { !$0.isViewData })
+        case .store(let set, _, _, _, let uid, _):
+            return quick(set, byUID: uid, readsContent: false)
+        case .search(let key, _, _, _):
+            return !key.needsContent
+        default:
+            return false
+        }
+    }
+
+    /// Whether a set names at most `quickMessages` messages of the selected
+    /// view, holding at most `quickBytes` when their content is read.
+    func quick(_ set: IMAPSequenceSet, byUID: Bool, readsContent: Bool) -> Bool {
+        guard let s = selected else { return true }  // answered with an error
+        let ranges: [Range<Int>]
+        if set.isSavedResult {
+            guard savedUIDs.count <= IMAPSession.quickMessages else { return false }
+            ranges = savedUIDs.compactMap { s.sequence(of: $0).map { $0..<$0 + 1 } }
+        } else {
+            guard let r = IMAPSession.positions(set, byUID: byUID, in: s.uids, limit: IMAPSession.quickMessages) else { return false }
+            ranges = r
+        }
+        guard readsContent else { return true }
+        var bytes: Int64 = 0
+        for r in ranges {
+            for i in r { bytes += s.current[s.uids[i]]?.size ?? 0 }
+        }
+        return bytes <= Int64(IMAPSession.quickBytes)
+    }
+}
+
+extension IMAPFetchItem {
+    /// Items answered from the selected view alone, without the message.
+    var isViewData: Bool {
+        switch self {
+        case .uid, .flags, .internalDate, .rfc822Size, .modseq: return true
+        default: return false
+        }
+    }
+}
+
+
 extension IMAPCommand {
     /// The sequence set of a command that names messages by sequence number.
     var messageSequenceSet: IMAPSequenceSet? {

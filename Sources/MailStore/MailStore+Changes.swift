@@ -272,7 +272,7 @@ extension MailStore {
     }
 
     public func status(user: String, mailbox: String) throws -> MailboxStatus {
-        try db.read { db in
+        try read { db in
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT b.uidnext, b.uidvalidity, b.highestmodseq, count(m.id) AS n,
                        coalesce(sum(m.flags & 1 = 0), 0) AS unseen, coalesce(sum(m.size), 0) AS size,
@@ -295,7 +295,7 @@ extension String {
 extension MailStore {
     /// All mailboxes of a user with their subscription state.
     public func mailboxList(user: String) throws -> [(name: String, specialUse: String?, subscribed: Bool)] {
-        try db.read { db in
+        try read { db in
             try Row.fetchAll(db, sql: """
                 SELECT b.name, b.special_use, b.subscribed FROM mailboxes b JOIN users u ON u.id = b.user_id
                 WHERE u.address = ? ORDER BY b.name = 'INBOX' DESC, b.name
@@ -305,7 +305,7 @@ extension MailStore {
 
     /// One message by UID.
     public func message(user: String, mailbox: String, uid: Int64) throws -> StoredMessage? {
-        try db.read { db in
+        try read { db in
             try Row.fetchOne(db, sql: """
                 SELECT m.uid, m.size, m.blob, m.internal_date, m.modseq, m.flags, m.keywords FROM messages m
                 JOIN mailboxes b ON b.id = m.mailbox_id JOIN users u ON u.id = b.user_id
@@ -320,7 +320,7 @@ extension MailStore {
 
     /// The UID a blob got in a mailbox (APPENDUID, RFC 4315).
     public func uid(ofBlob blob: String, user: String, mailbox: String) throws -> Int64? {
-        try db.read { db in
+        try read { db in
             try Int64.fetchOne(db, sql: """
                 SELECT m.uid FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id JOIN users u ON u.id = b.user_id
                 WHERE u.address = ? AND b.name = ? AND m.blob = ?
@@ -343,7 +343,7 @@ extension MailStore {
     /// One indexed query per table: cheap enough to run before every IMAP
     /// command, which is how sessions keep their view of a mailbox current.
     public func changes(user: String, mailbox: String, since modseq: Int64) throws -> MailboxChanges {
-        try db.read { db in
+        try read { db in
             let mb = try mailboxRow(db, user: user, mailbox: mailbox)
             let id: Int64 = mb["id"]
             let highest: Int64 = mb["highestmodseq"]
@@ -417,7 +417,7 @@ extension MailStore {
             }
         }
         if parts == .searchFields {
-            try db.read { db in
+            try read { db in
                 try rows(db, "SELECT blob, fields FROM search_fields WHERE blob") { row in
                     out[row[0]] = MessageRenderings(searchFields: [UInt8](row[1] as Data))
                 }
@@ -425,7 +425,7 @@ extension MailStore {
             return out
         }
         let columns = parts == .header ? "id, header, NULL, NULL, 0" : "id, header, envelope, bodystructure, render_version"
-        try db.read { db in
+        try read { db in
             // Columns by position (by-name lookups cost more than the rest here).
             try rows(db, "SELECT \(columns) FROM blobs WHERE id") { row in
                 let current = (row[4] as Int64) == version

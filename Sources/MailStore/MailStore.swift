@@ -121,6 +121,21 @@ public final class MailStore: @unchecked Sendable {
         try reloadCache()
     }
 
+    /// A read transaction. Not GRDB's `read`: that one switches `PRAGMA
+    /// query_only` on and off around each read, and SQLite expires every
+    /// prepared statement when a flag pragma changes, so the statements
+    /// `cachedStatement` keeps would be compiled again on every read.
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        try db.inDatabase { db in
+            var result: T?
+            try db.inTransaction(.deferred) {
+                result = try body(db)
+                return .commit
+            }
+            return result!
+        }
+    }
+
     /// Crash recovery; call once at engine start before accepting mail.
     public func recover() throws -> (removedTmp: Int, orphans: Int) {
         var removed = 0
@@ -132,7 +147,7 @@ public final class MailStore: @unchecked Sendable {
         // crashed between rename and index commit.
         let days = DurableFile.list(directory + "/messages").sorted().suffix(2)
         var orphans = 0
-        let known = try db.read { db in try Set(String.fetchAll(db, sql: "SELECT id FROM blobs WHERE id >= ?", arguments: [days.first ?? ""])) }
+        let known = try read { db in try Set(String.fetchAll(db, sql: "SELECT id FROM blobs WHERE id >= ?", arguments: [days.first ?? ""])) }
         for day in days {
             for name in DurableFile.list(directory + "/messages/" + day) where !known.contains(name) {
                 try DurableFile.rename(directory + "/messages/\(day)/\(name)", directory + "/orphans/\(name)")
@@ -144,7 +159,7 @@ public final class MailStore: @unchecked Sendable {
     }
 
     func reloadCache() throws {
-        let (users, usage) = try db.read { db -> ([String: Int64], [Int64: Int64]) in
+        let (users, usage) = try read { db -> ([String: Int64], [Int64: Int64]) in
             var u: [String: Int64] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT id, address FROM users") { u[(row["address"] as String).lowercased()] = row["id"] }
             var g: [Int64: Int64] = [:]
@@ -311,7 +326,7 @@ public final class MailStore: @unchecked Sendable {
 
     /// Messages of one mailbox in UID order.
     public func messages(user address: String, mailbox: String) throws -> [StoredMessage] {
-        try db.read { db in
+        try read { db in
             try Row.fetchAll(db, sql: """
                 SELECT m.uid, m.size, m.blob, m.internal_date, m.modseq, m.flags, m.keywords FROM messages m
                 JOIN mailboxes b ON b.id = m.mailbox_id JOIN users u ON u.id = b.user_id
@@ -326,7 +341,7 @@ public final class MailStore: @unchecked Sendable {
 
     /// Mailboxes of a user: (name, special use, uidvalidity, uidnext).
     public func mailboxes(user address: String) throws -> [(name: String, specialUse: String?, uidValidity: Int64, uidNext: Int64)] {
-        try db.read { db in
+        try read { db in
             try Row.fetchAll(db, sql: """
                 SELECT b.name, b.special_use, b.uidvalidity, b.uidnext FROM mailboxes b JOIN users u ON u.id = b.user_id
                 WHERE u.address = ? ORDER BY b.id

@@ -8,7 +8,7 @@ extension MailStore {
     /// Returns the problems found; empty means consistent.
     public func check() throws -> [String] {
         var problems: [String] = []
-        try db.read { db in
+        try read { db in
             let integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check")
             if integrity != ["ok"] { problems.append("sqlite integrity: \(integrity.joined(separator: "; "))") }
             for row in try Row.fetchAll(db, sql: """

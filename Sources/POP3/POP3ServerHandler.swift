@@ -4,7 +4,7 @@ import NIOSSL
 
 /// What the engine provides to POP3 sessions beyond the maildrop.
 public protocol POP3Services: AnyObject, Sendable {
-    func runBlocking<T: Sendable>(on eventLoop: EventLoop, _ body: @escaping @Sendable () throws -> T) -> EventLoopFuture<T>
+    func runBlocking<T: Sendable>(on eventLoop: EventLoop, quick: Bool, _ body: @escaping @Sendable () throws -> T) -> EventLoopFuture<T>
     func authenticate(user: String, password: String, clientHost: String?, eventLoop: EventLoop) -> EventLoopFuture<AuthVerdict>
 }
 
@@ -57,7 +57,7 @@ public final class POP3ServerHandler: ChannelInboundHandler, @unchecked Sendable
         closing = true
         timer?.cancel()
         let session = self.session
-        _ = services.runBlocking(on: context.eventLoop) { session.closed() }
+        _ = services.runBlocking(on: context.eventLoop, quick: false) { session.closed() }
         context.fireChannelInactive()
     }
 
@@ -112,7 +112,7 @@ public final class POP3ServerHandler: ChannelInboundHandler, @unchecked Sendable
             let sasl = inSASL
             inSASL = false
             busy = true
-            services.runBlocking(on: context.eventLoop) { sasl ? session.saslResponse(command) : session.execute(command) }
+            services.runBlocking(on: context.eventLoop, quick: false) { sasl ? session.saslResponse(command) : session.execute(command) }
                 .hop(to: context.eventLoop).whenComplete { result in
                     self.busy = false
                     switch result {
@@ -152,7 +152,7 @@ public final class POP3ServerHandler: ChannelInboundHandler, @unchecked Sendable
             services.authenticate(user: user, password: password, clientHost: clientHost, eventLoop: context.eventLoop)
                 .flatMap { result -> EventLoopFuture<[UInt8]> in
                     switch result {
-                    case .success(let u): return self.services.runBlocking(on: context.eventLoop) { session.authenticated(user: u) }
+                    case .success(let u): return self.services.runBlocking(on: context.eventLoop, quick: false) { session.authenticated(user: u) }
                     case .invalid: return context.eventLoop.makeSucceededFuture(session.authenticationFailed(temporary: false))
                     case .temporaryFailure: return context.eventLoop.makeSucceededFuture(session.authenticationFailed(temporary: true))
                     }

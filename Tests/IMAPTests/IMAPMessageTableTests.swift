@@ -88,3 +88,56 @@ struct IMAPMessageTableTests {
         #expect(IMAPMessageSource.cutSearchFields(Array("To: b@x".utf8)) == Array("To: b@x\r\n\r\n".utf8))
     }
 }
+
+/// Sequence sets resolved to positions of a view (what `resolve` and the
+/// quick-command check share), against a model that walks every number.
+struct IMAPSequencePositionTests {
+    typealias Bound = IMAPSequenceSet.Bound
+
+    /// The model: every message whose number (or UID) lies in a range.
+    func model(_ ranges: [(Bound, Bound)], byUID: Bool, uids: [UInt32]) -> [Int] {
+        let star = byUID ? uids.last ?? 0 : UInt32(uids.count)
+        func value(_ b: Bound) -> UInt32 { if case .number(let v) = b { return v }; return star }
+        var out: Set<Int> = []
+        for (a, b) in ranges {
+            let lo = min(value(a), value(b)), hi = max(value(a), value(b))
+            for (i, uid) in uids.enumerated() {
+                let n = byUID ? uid : UInt32(i + 1)
+                if n >= lo && n <= hi { out.insert(i) }
+            }
+        }
+        return out.sorted()
+    }
+
+    @Test func positionsMatchTheModelForRandomSets() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            // A view with gaps in its UIDs (expunged messages), sometimes empty.
+            let uids = (1...UInt32.random(in: 1...120, using: &rng)).filter { _ in Bool.random(using: &rng) }
+            let byUID = Bool.random(using: &rng)
+            let top = byUID ? 130 : UInt32(uids.count + 3)
+            func bound() -> Bound { Int.random(in: 0..<8, using: &rng) == 0 ? .star : .number(UInt32.random(in: 1...max(top, 1), using: &rng)) }
+            let ranges = (0..<Int.random(in: 1...4, using: &rng)).map { _ in (bound(), bound()) }
+            let set = IMAPSequenceSet(ranges: ranges)
+            let got = IMAPSession.positions(set, byUID: byUID, in: uids) ?? []
+            #expect(Set(got.flatMap { Array($0) }) == Set(model(ranges, byUID: byUID, uids: uids)), "\(ranges) \(byUID) \(uids)")
+            let named = got.reduce(0) { $0 + $1.count }
+            // The limit refuses exactly the sets naming more than it.
+            let limit = Int.random(in: 0...40, using: &rng)
+            #expect((IMAPSession.positions(set, byUID: byUID, in: uids, limit: limit) == nil) == (named > limit))
+        }
+    }
+
+    @Test func edgesOfTheNumberSpace() {
+        let uids: [UInt32] = [3, 7, 8, 20]
+        // Sequence numbers past the end name nothing (the command refuses them first).
+        #expect(IMAPSession.positions(IMAPSequenceSet(ranges: [(.number(99), .number(99))]), byUID: false, in: uids) == [])
+        #expect(IMAPSession.positions(IMAPSequenceSet(ranges: [(.number(3), .number(9))]), byUID: false, in: uids) == [2..<4])
+        // `*` is the last UID; the largest UID bound does not overflow.
+        #expect(IMAPSession.positions(IMAPSequenceSet(ranges: [(.number(8), .star)]), byUID: true, in: uids) == [2..<4])
+        #expect(IMAPSession.positions(IMAPSequenceSet(ranges: [(.number(4), .number(.max))]), byUID: true, in: uids) == [1..<4])
+        #expect(IMAPSession.positions(IMAPSequenceSet(ranges: [(.star, .star)]), byUID: true, in: []) == [])
+        // `n:*` on an empty mailbox is no error and names nothing.
+        #expect(IMAPSession.positions(IMAPSequenceSet(ranges: [(.number(1), .star)]), byUID: false, in: []) == [])
+    }
+}

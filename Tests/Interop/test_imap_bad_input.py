@@ -830,6 +830,57 @@ def test_pipelined_login_select_fetch_answered_in_order(shared):
         assert tags == [(b"a", b"OK"), (b"b", b"OK"), (b"c", b"OK"), (b"d", b"BAD"), (b"e", b"OK")], tags
 
 
+def test_pipelined_burst_during_deliveries_answered_in_order(icell):
+    """Short commands may be answered on the event loop while the store
+    thread is idle and are handed to it otherwise (IMAPSession.isQuick):
+    bursts of pipelined commands, short and long mixed, with deliveries going
+    on meanwhile, are answered in order, once each, and every flag change is
+    kept."""
+    for i in range(20):
+        assert deliver(icell, make_message(f"seed {i}")).ok
+    stop, problems, delivered = threading.Event(), [], [0]
+
+    def deliveries():
+        while not stop.is_set() and delivered[0] < 150:
+            o = deliver(icell, make_message(f"during {delivered[0]}"))
+            if not o.ok:
+                problems.append(o)
+            delivered[0] += 1
+
+    t = threading.Thread(target=deliveries)
+    t.start()
+    flagged = {u: False for u in range(1, 21)}
+    try:
+        with session(icell, "sel") as c:
+            for burst in range(10):
+                commands = []
+                for k in range(200):
+                    uid = (burst * 200 + k) % 20 + 1
+                    other = {1: "NOOP", 2: f"UID FETCH {uid} (FLAGS)", 4: "UID SEARCH FLAGGED", 5: "SELECT INBOX",
+                             6: "UID SEARCH BODY seed"}.get(k % 7)
+                    if other is None:
+                        on = (burst + k) % 3 != 0
+                        flagged[uid] = on
+                        other = f"UID STORE {uid} {'+' if on else '-'}FLAGS.SILENT (\\Flagged)"
+                    commands.append(other)
+                tags = [f"b{burst}k{k}" for k in range(len(commands))]
+                c.send(b"".join(f"{t} {cmd}\r\n".encode() for t, cmd in zip(tags, commands)))
+                answered = []
+                while len(answered) < len(tags):
+                    r = c.read(20)
+                    if not r.line.startswith(b"*"):
+                        answered.append((r.tag.decode(), r.kind))
+                assert answered == [(t, b"OK") for t in tags], [a for a in answered if a[1] != b"OK"][:5]
+            r = c.cmd("UID SEARCH FLAGGED")
+            got = {int(x) for u in c.untagged if u.line.startswith(b"* SEARCH") for x in u.line.split()[2:]}
+            assert r.kind == b"OK" and got == {u for u, on in flagged.items() if on}, (got, flagged)
+    finally:
+        stop.set()
+        t.join(60)
+    assert not problems, problems[:3]
+    assert delivered[0] > 0
+
+
 @pytest.mark.parametrize("item", [b"BODY.PEEK[]<9223372036854775807.2>",
                                   b"BINARY.PEEK[]<9223372036854775800.100>",
                                   b"BODY[]<9223372036854775807.4294967295>"],
