@@ -211,8 +211,12 @@ public final class Engine: @unchecked Sendable {
     func scheduleMemoryTrim() {
         group.next().scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { [weak self] _ in
             guard let self, self.sessions.withLock({ $0.isEmpty }) else { return }
-            self.state?.searchFields.withLock { $0.clear() }
-            _ = postcellMallocTrim(0)
+            guard let state = self.state else { return }
+            state.searchFields.withLock { $0.clear() }
+            // SQLite's page cache and the prepared statements, on the store thread.
+            _ = state.scheduler.onStoreThread(self.group.next()) { state.store.releaseMemory() }.always { _ in
+                _ = postcellMallocTrim(0)
+            }
         }
     }
 

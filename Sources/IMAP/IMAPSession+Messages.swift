@@ -261,7 +261,7 @@ extension IMAPSession {
         var out: [(UInt32, UInt32)] = []
         let count = UInt32(s.uids.count), star = s.uids.last ?? 0
         let saved = key.usesSavedResult ? Set(savedUIDs) : []
-        let needsContent = key.needsContent, fieldsOnly = key.readsOnlySearchFields
+        let needsContent = key.needsContent, fieldsOnly = key.readsOnlySearchFields, readsHeader = key.readsHeader
         guard let first = s.current.first else { return [] }
         // One context, reset for each message.
         let ctx = SearchContext(seq: 0, count: count, star: star, info: first, saved: saved, fieldsOnly: fieldsOnly,
@@ -269,7 +269,8 @@ extension IMAPSession {
         var i = 0, cursor = 0
         while i < s.uids.count {
             let batch = s.uids[i..<min(i + IMAPSession.sourceBatch, s.uids.count)]
-            let cache = needsContent ? renderings(batch, parts: fieldsOnly ? .searchFields : .header) : [:]
+            // The cached header block or search fields serve header keys; BODY reads the file anyway.
+            let cache = needsContent && readsHeader ? renderings(batch, parts: fieldsOnly ? .searchFields : .header) : [:]
             var used: [IMAPMessageSource] = []
             defer { keep(used) }
             for uid in batch {
@@ -283,7 +284,7 @@ extension IMAPSession {
                 } catch IMAPBackendError.nonexistent {
                     continue // expunged by another session meanwhile
                 }
-                if needsContent { used.append(ctx.source) }
+                if needsContent && readsHeader { used.append(ctx.source) }  // BODY alone fetched no cache to add to
             }
         }
         return out
@@ -353,6 +354,9 @@ final class SearchContext {
         self.source = source
     }
 
+    /// Reused by `bodyRuledOut` from one message to the next.
+    var scratch: [UInt8] = []
+
     var parsedHeader: RFC5322Header?
     func header() throws -> RFC5322Header {
         if let parsedHeader { return parsedHeader }
@@ -409,6 +413,7 @@ final class SearchContext {
             if value.isEmpty { return !values.isEmpty }
             return values.contains { SearchContext.headerContains($0, value) }
         case .body(let text):
+            if SearchContext.bodyRuledOut(try source.bytes(), text, scratch: &scratch) { return false }
             return contains(try bodyText(), text)
         case .text(let text):
             let h = try header()
@@ -429,8 +434,9 @@ final class SearchContext {
 
     /// The text of every text part, transfer encoding removed and converted
     /// to UTF-8 (what a person would search in).
-    func bodyText() throws -> String {
-        let message = try bytes()
+    func bodyText() throws -> String { SearchContext.bodyText(of: try bytes()) }
+
+    static func bodyText(of message: [UInt8]) -> String {
         let root = MIMEMessage.parse(message)
         var out = ""
         func walk(_ p: MIMEPart) {
@@ -531,6 +537,28 @@ extension SearchContext {
         } }
     }
 
+    /// What makes the text BODY searches differ from pieces of the raw
+    /// message: transfer encodings, and encapsulated messages (their header
+    /// values are unfolded and RFC 2047-decoded; a digest's parts are
+    /// messages), matched case-insensitively.
+    static let decodingMarkers = ["base64", "quoted-printable", "message/", "digest"].map { Array($0.utf8) }
+
+    /// Whether a message's raw bytes prove that BODY `needle` cannot match,
+    /// without a MIME parse. For a needle of printable ASCII without spaces:
+    /// every charset the search decodes keeps ASCII bytes as they are and
+    /// makes no ASCII from other bytes, and the search folds ASCII case only
+    /// (`textContains`), so in a message without decoding markers the text
+    /// searched is made of pieces of the raw bytes. False when unsure.
+    static func bodyRuledOut(_ raw: [UInt8], _ needle: String, scratch: inout [UInt8]) -> Bool {
+        let n = Array(needle.utf8).map(ASCIIFold.lower)
+        guard !n.isEmpty, n.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return false }
+        raw.withUnsafeBufferPointer { ASCIIFold.lowercase($0, into: &scratch) }
+        return scratch.withUnsafeBufferPointer { folded in
+            if ASCIIFold.contains(folded, count: raw.count, n) { return false }
+            return !decodingMarkers.contains { ASCIIFold.contains(folded, count: raw.count, $0) }
+        }
+    }
+
     /// A header value contains `needle`, case-insensitively, once RFC 2047
     /// words are decoded. Plain ASCII values (most) are compared as bytes.
     static func headerContains(_ raw: [UInt8], _ needle: String) -> Bool {
@@ -563,6 +591,17 @@ extension IMAPSearchKey {
         case .and(let keys): return keys.contains { $0.needsContent }
         case .or(let a, let b): return a.needsContent || b.needsContent
         case .not(let k): return k.needsContent
+        default: return false
+        }
+    }
+
+    /// Whether matching reads header fields (BODY alone reads only the text).
+    var readsHeader: Bool {
+        switch self {
+        case .header, .text, .sentBefore, .sentOn, .sentSince: return true
+        case .and(let keys): return keys.contains { $0.readsHeader }
+        case .or(let a, let b): return a.readsHeader || b.readsHeader
+        case .not(let k): return k.readsHeader
         default: return false
         }
     }
@@ -610,4 +649,50 @@ extension String {
         while s.last == " " || s.last == "\t" { s.removeLast() }
         return String(s)
     }
+}
+
+/// ASCII case folding over raw bytes.
+enum ASCIIFold {
+    static func lower(_ b: UInt8) -> UInt8 { b >= 65 && b <= 90 ? b | 0x20 : b }
+
+    /// `bytes` with ASCII letters lowercased, into `scratch` (kept between
+    /// calls: one allocation for a whole search).
+    static func lowercase(_ bytes: UnsafeBufferPointer<UInt8>, into scratch: inout [UInt8]) {
+        if scratch.count < bytes.count { scratch = [UInt8](repeating: 0, count: bytes.count) }
+        guard let src = bytes.baseAddress else { return }
+        scratch.withUnsafeMutableBufferPointer { dst in
+            let d = dst.baseAddress!
+            // Branch-free, so the compiler vectorises it.
+            for i in 0..<bytes.count {
+                let b = src[i]
+                d[i] = b &+ (b &- 65 < 26 ? 32 : 0)
+            }
+        }
+    }
+
+    /// Whether the first `count` bytes of `hay` hold `needle`. memchr
+    /// looks for the needle's least common byte (in mail text), so it stops
+    /// rarely; each stop is checked with memcmp.
+    static func contains(_ hay: UnsafeBufferPointer<UInt8>, count: Int, _ needle: [UInt8]) -> Bool {
+        guard let base = hay.baseAddress, !needle.isEmpty, count >= needle.count, count <= hay.count else { return needle.isEmpty }
+        let k = needle.indices.min { commonness[Int(needle[$0])] < commonness[Int(needle[$1])] }!
+        let probe = Int32(needle[k])
+        var i = k  // where the probe byte may be found: needle start + k
+        let lastStart = count - needle.count
+        while i <= lastStart + k, let p = memchr(base + i, probe, lastStart + k - i + 1) {
+            let start = base.distance(to: p.assumingMemoryBound(to: UInt8.self)) - k
+            if memcmp(base + start, needle, needle.count) == 0 { return true }
+            i = start + k + 1
+        }
+        return false
+    }
+
+    /// How common a byte is in mail text, higher is more common: letters by
+    /// English frequency, then markup and digits; anything else is rare.
+    static let commonness: [UInt8] = {
+        var table = [UInt8](repeating: 0, count: 256)
+        let order = Array("zqxj9876543210\"'><:=/-,.kvbpygfwmucldrhsnioate \r\n".utf8)
+        for (rank, b) in order.enumerated() { table[Int(b)] = UInt8(rank + 1) }
+        return table
+    }()
 }

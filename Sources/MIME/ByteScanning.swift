@@ -1,6 +1,12 @@
 // Small byte helpers shared by the MIME parsers. Internal on purpose: the
 // public API speaks in `[UInt8]`, `Range<Int>` and `String`.
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 enum ASCII {
     static let cr: UInt8 = 0x0D
     static let lf: UInt8 = 0x0A
@@ -60,6 +66,34 @@ extension Array where Element == UInt8 {
     }
 }
 
+extension Array where Element == UInt8 {
+    /// The first LF in `range` (memchr: long lines are scanned a word at a time).
+    func firstLF(in range: Range<Int>) -> Int? {
+        guard !range.isEmpty else { return nil }
+        precondition(range.lowerBound >= 0 && range.upperBound <= count)
+        return withUnsafeBufferPointer { buf -> Int? in
+            guard let hit = memchr(buf.baseAddress! + range.lowerBound, Int32(ASCII.lf), range.count) else { return nil }
+            return buf.baseAddress!.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+        }
+    }
+
+    /// The number of LF bytes in `range` (memchr from one to the next).
+    func countLF(in range: Range<Int>) -> Int {
+        guard !range.isEmpty else { return 0 }
+        precondition(range.lowerBound >= 0 && range.upperBound <= count)
+        return withUnsafeBufferPointer { buf in
+            var n = 0
+            var p = UnsafeRawPointer(buf.baseAddress! + range.lowerBound)
+            let end = UnsafeRawPointer(buf.baseAddress! + range.upperBound)
+            while p < end, let hit = memchr(p, Int32(ASCII.lf), end - p) {
+                n += 1
+                p = UnsafeRawPointer(hit) + 1
+            }
+            return n
+        }
+    }
+}
+
 extension String {
     var asciiBytes: [UInt8] { Array(utf8) }
 }
@@ -74,14 +108,8 @@ struct Line {
     var hasEnding: Bool { next > content.upperBound }
 
     static func at(_ start: Int, in bytes: [UInt8], limit: Int) -> Line {
-        var i = start
-        while i < limit {
-            if bytes[i] == ASCII.lf {
-                let end = (i > start && bytes[i - 1] == ASCII.cr) ? i - 1 : i
-                return Line(content: start..<end, next: i + 1)
-            }
-            i += 1
-        }
-        return Line(content: start..<limit, next: limit)
+        guard let i = bytes.firstLF(in: start..<limit) else { return Line(content: start..<limit, next: limit) }
+        let end = (i > start && bytes[i - 1] == ASCII.cr) ? i - 1 : i
+        return Line(content: start..<end, next: i + 1)
     }
 }

@@ -57,7 +57,7 @@ public struct ContentType: Hashable, Sendable {
     /// One decoded parameter by (case-insensitive) name.
     public func parameter(_ name: String) -> String? {
         let n = name.lowercased()
-        return decodedParameters.first { $0.name == n }?.value
+        return RFC2231.decode(RFC2231.pieces(of: n, in: parameters)).first { $0.name == n }?.value
     }
 
     /// One parameter's octets by (case-insensitive) name after RFC 2231
@@ -65,7 +65,7 @@ public struct ContentType: Hashable, Sendable {
     /// and without RFC 2047 decoding: for values compared byte by byte.
     public func parameterBytes(_ name: String) -> [UInt8]? {
         let n = name.lowercased()
-        return RFC2231.merge(parameters).first { $0.name == n }?.bytes
+        return RFC2231.merge(RFC2231.pieces(of: n, in: parameters)).first { $0.name == n }?.bytes
     }
 
     /// The parameters IMAP BODYSTRUCTURE reports (RFC 9051 §7.5.2
@@ -120,7 +120,7 @@ public struct ContentDisposition: Hashable, Sendable {
 
     public func parameter(_ name: String) -> String? {
         let n = name.lowercased()
-        return decodedParameters.first { $0.name == n }?.value
+        return RFC2231.decode(RFC2231.pieces(of: n, in: parameters)).first { $0.name == n }?.value
     }
 
     /// The parameters IMAP BODYSTRUCTURE reports: RFC 2231 continuations

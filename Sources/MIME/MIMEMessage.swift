@@ -81,8 +81,7 @@ struct EntityParser {
     /// RFC 3501 §7.4.2 body-fld-lines: the number of lines. Counts LF (so
     /// CR LF and bare LF both count once) and a final unterminated line.
     static func countLines(_ bytes: [UInt8], _ range: Range<Int>) -> Int {
-        var n = 0
-        for i in range where bytes[i] == ASCII.lf { n += 1 }
+        var n = bytes.countLF(in: range)
         if let last = range.last, bytes[last] != ASCII.lf { n += 1 }
         return n
     }

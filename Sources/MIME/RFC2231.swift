@@ -33,6 +33,10 @@ public enum RFC2231 {
     /// §3 and §4 without the charset conversion: what `decode` builds on,
     /// and what byte-exact values such as the multipart boundary use.
     static func merge(_ parameters: [MIMEParameter]) -> [Merged] {
+        if parameters.count == 1, !parameters[0].name.utf8.contains(ASCII.asterisk) {
+            // The common case (one lookup's one plain piece): nothing to merge.
+            return [Merged(name: parameters[0].name.lowercased(), bytes: parameters[0].value, isPlain: true)]
+        }
         struct Pending { var sections: [(Int, [UInt8], Bool)] = []; var plain: [UInt8]? }
         var order: [String] = []
         var byName: [String: Pending] = [:]
@@ -125,6 +129,16 @@ public enum RFC2231 {
     /// A parameter name as §3 and §4 build it: `base` ["*" section] ["*"].
     /// A section is decimal digits below `maximumSections`; anything else
     /// after a "*" is part of the base name.
+    /// The parameters that make up the one named `name` (lowercased): its
+    /// plain, extended and sectioned forms. Merging just these gives the
+    /// same value as merging all, without decoding the others.
+    static func pieces(of name: String, in parameters: [MIMEParameter]) -> [MIMEParameter] {
+        parameters.filter { p in
+            let base = splitName(p.name).base.utf8
+            return base.count == name.utf8.count && zip(base, name.utf8).allSatisfy { ASCII.lower($0) == $1 }
+        }
+    }
+
     static func splitName(_ name: String) -> (base: Substring, section: Int?, extended: Bool) {
         var base = Substring(name)
         var extended = false

@@ -109,26 +109,42 @@ public enum DurableFile {
 
     /// Reads a whole file: one allocation of the file's size, then reads
     /// until end of file (the size is a hint; files here are immutable).
-    public static func readAll(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    /// A whole file; `path` relative to the directory `directory` when given
+    /// (an open directory saves walking its path again for every file).
+    public static func readAll(_ path: String, in directory: Int32 = AT_FDCWD) throws -> [UInt8] {
+        let fd = openat(directory, path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw FileSystemError("open", path: path, errno: Glibc.errno) }
         defer { close(fd) }
         var st = stat()
         let hint = fstat(fd, &st) == 0 ? max(Int(st.st_size), 0) : 0
-        var out = [UInt8](repeating: 0, count: hint + 1)
-        var filled = 0
+        // Read into uninitialised storage (no zero fill); one byte spare
+        // tells a file that grew from one that did not.
+        var readError: Int32 = 0
+        var out = [UInt8](unsafeUninitializedCapacity: hint + 1) { buffer, initialized in
+            initialized = 0
+            while initialized < buffer.count {
+                let n = Glibc.read(fd, buffer.baseAddress! + initialized, buffer.count - initialized)
+                if n < 0 {
+                    if Glibc.errno == EINTR { continue }
+                    readError = Glibc.errno
+                    return
+                }
+                if n == 0 { return }
+                initialized += n
+            }
+        }
+        if readError != 0 { throw FileSystemError("read", path: path, errno: readError) }
+        guard out.count == hint + 1 else { return out }
+        var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            if filled == out.count { out += [UInt8](repeating: 0, count: max(out.count, 4096)) }
-            let n = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, $0.count - filled) }
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
             if n < 0 {
                 if Glibc.errno == EINTR { continue }
                 throw FileSystemError("read", path: path, errno: Glibc.errno)
             }
-            if n == 0 { break }
-            filled += n
+            if n == 0 { return out }
+            out += chunk[0..<n]
         }
-        out.removeSubrange(filled...)
-        return out
     }
 
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }

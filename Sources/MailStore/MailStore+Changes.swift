@@ -131,18 +131,18 @@ extension MailStore {
                                              arguments: [mailboxID, uid]) else { continue }
             let blob: String = row["blob"]
             modseq += 1
-            try db.execute(sql: "DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", arguments: [mailboxID, uid])
-            try db.execute(sql: "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?, ?, ?)", arguments: [mailboxID, uid, modseq])
-            try db.execute(sql: "UPDATE usage SET bytes = bytes - ?, messages = messages - 1 WHERE user_id = ?", arguments: [row["size"] as Int64, userID])
-            try db.execute(sql: "UPDATE blobs SET refs = refs - 1 WHERE id = ?", arguments: [blob])
-            if try Int64.fetchOne(db, sql: "SELECT refs FROM blobs WHERE id = ?", arguments: [blob]) == 0 {
-                try db.execute(sql: "DELETE FROM blobs WHERE id = ?", arguments: [blob])
-                try db.execute(sql: "DELETE FROM search_fields WHERE blob = ?", arguments: [blob])
+            try db.cachedStatement(sql: "DELETE FROM messages WHERE mailbox_id = ? AND uid = ?").execute(arguments: [mailboxID, uid])
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?, ?, ?)").execute(arguments: [mailboxID, uid, modseq])
+            try db.cachedStatement(sql: "UPDATE usage SET bytes = bytes - ?, messages = messages - 1 WHERE user_id = ?").execute(arguments: [row["size"] as Int64, userID])
+            try db.cachedStatement(sql: "UPDATE blobs SET refs = refs - 1 WHERE id = ?").execute(arguments: [blob])
+            if try Int64.fetchOne(db.cachedStatement(sql: "SELECT refs FROM blobs WHERE id = ?"), arguments: [blob]) == 0 {
+                try db.cachedStatement(sql: "DELETE FROM blobs WHERE id = ?").execute(arguments: [blob])
+                try db.cachedStatement(sql: "DELETE FROM search_fields WHERE blob = ?").execute(arguments: [blob])
                 unlinked.append(blob)
             }
             removed.append(uid)
         }
-        try db.execute(sql: "UPDATE mailboxes SET highestmodseq = ? WHERE id = ?", arguments: [modseq, mailboxID])
+        try db.cachedStatement(sql: "UPDATE mailboxes SET highestmodseq = ? WHERE id = ?").execute(arguments: [modseq, mailboxID])
         return (removed, unlinked)
     }
 
@@ -164,20 +164,20 @@ extension MailStore {
                 guard let row = try Row.fetchOne(db, sql: "SELECT blob, size, internal_date, flags, keywords FROM messages WHERE mailbox_id = ? AND uid = ?",
                                                  arguments: [from["id"] as Int64, uid]) else { continue }
                 modseq += 1
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO messages(mailbox_id, uid, blob, size, internal_date, modseq, flags, keywords) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [to["id"] as Int64, uidnext, row["blob"] as String, row["size"] as Int64, row["internal_date"] as Int64,
+                    """).execute(arguments: [to["id"] as Int64, uidnext, row["blob"] as String, row["size"] as Int64, row["internal_date"] as Int64,
                                      modseq, row["flags"] as Int64, row["keywords"] as String])
-                try db.execute(sql: "UPDATE blobs SET refs = refs + 1 WHERE id = ?", arguments: [row["blob"] as String])
-                try db.execute(sql: "UPDATE usage SET bytes = bytes + ?, messages = messages + 1 WHERE user_id = ?", arguments: [row["size"] as Int64, userID])
+                try db.cachedStatement(sql: "UPDATE blobs SET refs = refs + 1 WHERE id = ?").execute(arguments: [row["blob"] as String])
+                try db.cachedStatement(sql: "UPDATE usage SET bytes = bytes + ?, messages = messages + 1 WHERE user_id = ?").execute(arguments: [row["size"] as Int64, userID])
                 added += row["size"] as Int64
                 pairs.append((uid, uidnext))
                 uidnext += 1
             }
-            if !move && quota > 0, let used = try Int64.fetchOne(db, sql: "SELECT bytes FROM usage WHERE user_id = ?", arguments: [userID]), used > quota {
+            if !move && quota > 0, let used = try Int64.fetchOne(db.cachedStatement(sql: "SELECT bytes FROM usage WHERE user_id = ?"), arguments: [userID]), used > quota {
                 throw MailboxError.overQuota // rolls the transaction back
             }
-            try db.execute(sql: "UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?", arguments: [uidnext, modseq, to["id"] as Int64])
+            try db.cachedStatement(sql: "UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?").execute(arguments: [uidnext, modseq, to["id"] as Int64])
             if move {
                 let fromRow = try mailboxRow(db, user: user, mailbox: source)
                 unlinked = try removeMessages(db, mailboxID: fromRow["id"], userID: userID, modseq: fromRow["highestmodseq"],
@@ -194,10 +194,10 @@ extension MailStore {
     /// delimiter "/" and created as needed.
     public func createMailbox(user: String, name: String, now: Int64) throws {
         try db.write { db in
-            guard let userID = try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE address = ?", arguments: [user.lowercased()]) else {
+            guard let userID = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM users WHERE address = ?"), arguments: [user.lowercased()]) else {
                 throw MailboxError.noSuchMailbox
             }
-            if try Int64.fetchOne(db, sql: "SELECT id FROM mailboxes WHERE user_id = ? AND name = ?", arguments: [userID, name]) != nil {
+            if try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM mailboxes WHERE user_id = ? AND name = ?"), arguments: [userID, name]) != nil {
                 throw MailboxError.alreadyExists
             }
             let parts = name.split(separator: "/")
@@ -216,10 +216,10 @@ extension MailStore {
         var unlinked: [String] = []
         try db.write { db in
             let mb = try mailboxRow(db, user: user, mailbox: name)
-            let uids = try Int64.fetchAll(db, sql: "SELECT uid FROM messages WHERE mailbox_id = ?", arguments: [mb["id"] as Int64])
+            let uids = try Int64.fetchAll(db.cachedStatement(sql: "SELECT uid FROM messages WHERE mailbox_id = ?"), arguments: [mb["id"] as Int64])
             unlinked = try removeMessages(db, mailboxID: mb["id"], userID: mb["user_id"], modseq: mb["highestmodseq"], uids: uids).unlinked
-            try db.execute(sql: "DELETE FROM expunged WHERE mailbox_id = ?", arguments: [mb["id"] as Int64])
-            try db.execute(sql: "DELETE FROM mailboxes WHERE id = ?", arguments: [mb["id"] as Int64])
+            try db.cachedStatement(sql: "DELETE FROM expunged WHERE mailbox_id = ?").execute(arguments: [mb["id"] as Int64])
+            try db.cachedStatement(sql: "DELETE FROM mailboxes WHERE id = ?").execute(arguments: [mb["id"] as Int64])
         }
         for blob in unlinked { unlink(path(ofBlob: blob)) }
         try reloadCache()
@@ -232,19 +232,19 @@ extension MailStore {
         try db.write { db in
             let mb = try mailboxRow(db, user: user, mailbox: from)
             let userID: Int64 = mb["user_id"]
-            if try Int64.fetchOne(db, sql: "SELECT id FROM mailboxes WHERE user_id = ? AND name = ?", arguments: [userID, to]) != nil {
+            if try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM mailboxes WHERE user_id = ? AND name = ?"), arguments: [userID, to]) != nil {
                 throw MailboxError.alreadyExists
             }
             if from == "INBOX" {
-                try db.execute(sql: "UPDATE mailboxes SET name = ?, special_use = NULL WHERE id = ?", arguments: [to, mb["id"] as Int64])
-                try db.execute(sql: "INSERT INTO mailboxes(user_id, name, uidvalidity) VALUES (?, 'INBOX', ?)", arguments: [userID, now])
+                try db.cachedStatement(sql: "UPDATE mailboxes SET name = ?, special_use = NULL WHERE id = ?").execute(arguments: [to, mb["id"] as Int64])
+                try db.cachedStatement(sql: "INSERT INTO mailboxes(user_id, name, uidvalidity) VALUES (?, 'INBOX', ?)").execute(arguments: [userID, now])
                 return
             }
-            try db.execute(sql: "UPDATE mailboxes SET name = ? WHERE id = ?", arguments: [to, mb["id"] as Int64])
+            try db.cachedStatement(sql: "UPDATE mailboxes SET name = ? WHERE id = ?").execute(arguments: [to, mb["id"] as Int64])
             for row in try Row.fetchAll(db, sql: "SELECT id, name FROM mailboxes WHERE user_id = ? AND name LIKE ? ESCAPE '\\'",
                                         arguments: [userID, MailStore.likeEscape(from) + "/%"]) {
                 let name: String = row["name"]
-                try db.execute(sql: "UPDATE mailboxes SET name = ? WHERE id = ?", arguments: [to + name.dropFirst(from.count), row["id"] as Int64])
+                try db.cachedStatement(sql: "UPDATE mailboxes SET name = ? WHERE id = ?").execute(arguments: [to + name.dropFirst(from.count), row["id"] as Int64])
             }
         }
     }
@@ -256,7 +256,7 @@ extension MailStore {
     public func setSubscribed(user: String, mailbox: String, _ subscribed: Bool) throws {
         try db.write { db in
             let mb = try mailboxRow(db, user: user, mailbox: mailbox)
-            try db.execute(sql: "UPDATE mailboxes SET subscribed = ? WHERE id = ?", arguments: [subscribed, mb["id"] as Int64])
+            try db.cachedStatement(sql: "UPDATE mailboxes SET subscribed = ? WHERE id = ?").execute(arguments: [subscribed, mb["id"] as Int64])
         }
     }
 
@@ -273,13 +273,13 @@ extension MailStore {
 
     public func status(user: String, mailbox: String) throws -> MailboxStatus {
         try read { db in
-            guard let row = try Row.fetchOne(db, sql: """
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT b.uidnext, b.uidvalidity, b.highestmodseq, count(m.id) AS n,
                        coalesce(sum(m.flags & 1 = 0), 0) AS unseen, coalesce(sum(m.size), 0) AS size,
                        coalesce(sum(m.flags & 8 != 0), 0) AS deleted
                 FROM mailboxes b JOIN users u ON u.id = b.user_id LEFT JOIN messages m ON m.mailbox_id = b.id
                 WHERE u.address = ? AND b.name = ? GROUP BY b.id
-                """, arguments: [user.lowercased(), mailbox]) else { throw MailboxError.noSuchMailbox }
+                """), arguments: [user.lowercased(), mailbox]) else { throw MailboxError.noSuchMailbox }
             return MailboxStatus(messages: row["n"], unseen: row["unseen"], uidNext: row["uidnext"], uidValidity: row["uidvalidity"],
                                  highestModseq: row["highestmodseq"], size: row["size"], deleted: row["deleted"])
         }
@@ -296,21 +296,21 @@ extension MailStore {
     /// All mailboxes of a user with their subscription state.
     public func mailboxList(user: String) throws -> [(name: String, specialUse: String?, subscribed: Bool)] {
         try read { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT b.name, b.special_use, b.subscribed FROM mailboxes b JOIN users u ON u.id = b.user_id
                 WHERE u.address = ? ORDER BY b.name = 'INBOX' DESC, b.name
-                """, arguments: [user.lowercased()]).map { ($0["name"], $0["special_use"], $0["subscribed"]) }
+                """), arguments: [user.lowercased()]).map { ($0["name"], $0["special_use"], $0["subscribed"]) }
         }
     }
 
     /// One message by UID.
     public func message(user: String, mailbox: String, uid: Int64) throws -> StoredMessage? {
         try read { db in
-            try Row.fetchOne(db, sql: """
+            try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT m.uid, m.size, m.blob, m.internal_date, m.modseq, m.flags, m.keywords FROM messages m
                 JOIN mailboxes b ON b.id = m.mailbox_id JOIN users u ON u.id = b.user_id
                 WHERE u.address = ? AND b.name = ? AND m.uid = ?
-                """, arguments: [user.lowercased(), mailbox, uid]).map {
+                """), arguments: [user.lowercased(), mailbox, uid]).map {
                 StoredMessage(uid: $0["uid"], size: $0["size"], blob: $0["blob"], path: path(ofBlob: $0["blob"]),
                               internalDate: $0["internal_date"], modseq: $0["modseq"], flags: $0["flags"],
                               keywords: ($0["keywords"] as String).split(separator: " ").map(String.init))
@@ -321,10 +321,10 @@ extension MailStore {
     /// The UID a blob got in a mailbox (APPENDUID, RFC 4315).
     public func uid(ofBlob blob: String, user: String, mailbox: String) throws -> Int64? {
         try read { db in
-            try Int64.fetchOne(db, sql: """
+            try Int64.fetchOne(db.cachedStatement(sql: """
                 SELECT m.uid FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id JOIN users u ON u.id = b.user_id
                 WHERE u.address = ? AND b.name = ? AND m.blob = ?
-                """, arguments: [user.lowercased(), mailbox, blob])
+                """), arguments: [user.lowercased(), mailbox, blob])
         }
     }
 }
@@ -373,7 +373,7 @@ extension MailStore {
         guard !blob.isEmpty, blob.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
             throw MailboxError.notAllowed("bad message id")
         }
-        return try DurableFile.readAll(path(ofBlob: blob))
+        return try DurableFile.readAll(MailStore.bucket(of: blob) + "/" + blob, in: messagesFD)
     }
 }
 
@@ -443,18 +443,18 @@ extension MailStore {
         try db.write { db in
             for (blob, r) in entries {
                 if let f = r.searchFields {
-                    try db.execute(sql: """
+                    try db.cachedStatement(sql: """
                         INSERT OR REPLACE INTO search_fields(blob, fields) SELECT ?, ? WHERE EXISTS (SELECT 1 FROM blobs WHERE id = ?)
-                        """, arguments: [blob, Data(f), blob])
+                        """).execute(arguments: [blob, Data(f), blob])
                 }
                 guard r.header != nil || r.envelope != nil || r.bodyStructure != nil else { continue }
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE blobs SET header = coalesce(?, header),
                         envelope = coalesce(?, CASE WHEN render_version = ? THEN envelope END),
                         bodystructure = coalesce(?, CASE WHEN render_version = ? THEN bodystructure END),
                         render_version = ? WHERE id = ?
-                    """, arguments: [r.header.map { Data($0) }, r.envelope.map { Data($0) }, version,
-                                     r.bodyStructure.map { Data($0) }, version, version, blob])
+                    """).execute(arguments: [r.header.map { Data($0) }, r.envelope.map { Data($0) }, version,
+                                             r.bodyStructure.map { Data($0) }, version, version, blob])
             }
         }
     }

@@ -99,6 +99,8 @@ public final class MailStore: @unchecked Sendable {
         var total: Int64 = 0
     }
     let cache = Mutex(Cache())
+    /// `messages/`, open: message files are read relative to it.
+    let messagesFD: Int32
     var lastIDTime: UInt64 = 0
 
     /// Opens (creating if needed) the store under `directory` (DATA/store) and
@@ -117,6 +119,8 @@ public final class MailStore: @unchecked Sendable {
         }
         config.busyMode = .timeout(10)
         db = try DatabaseQueue(path: directory + "/index.sqlite", configuration: config)
+        messagesFD = open(directory + "/messages", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if messagesFD < 0 { try? db.close(); throw FileSystemError("open", path: directory + "/messages", errno: errno) }
         try db.write { try StoreSchema.migrate($0) }
         try reloadCache()
     }
@@ -136,6 +140,14 @@ public final class MailStore: @unchecked Sendable {
         }
     }
 
+    deinit { if messagesFD >= 0 { close(messagesFD) } }
+
+    /// Gives back SQLite's cached pages and prepared statements (an idle
+    /// cell's footprint; they are made again on next use).
+    public func releaseMemory() {
+        db.inDatabase { $0.releaseMemory() }
+    }
+
     /// Crash recovery; call once at engine start before accepting mail.
     public func recover() throws -> (removedTmp: Int, orphans: Int) {
         var removed = 0
@@ -147,7 +159,7 @@ public final class MailStore: @unchecked Sendable {
         // crashed between rename and index commit.
         let days = DurableFile.list(directory + "/messages").sorted().suffix(2)
         var orphans = 0
-        let known = try read { db in try Set(String.fetchAll(db, sql: "SELECT id FROM blobs WHERE id >= ?", arguments: [days.first ?? ""])) }
+        let known = try read { db in try Set(String.fetchAll(db.cachedStatement(sql: "SELECT id FROM blobs WHERE id >= ?"), arguments: [days.first ?? ""])) }
         for day in days {
             for name in DurableFile.list(directory + "/messages/" + day) where !known.contains(name) {
                 try DurableFile.rename(directory + "/messages/\(day)/\(name)", directory + "/orphans/\(name)")
@@ -179,15 +191,15 @@ public final class MailStore: @unchecked Sendable {
         guard !missing.isEmpty else { return }
         try db.write { db in
             for address in missing {
-                try db.execute(sql: "INSERT OR IGNORE INTO users(address) VALUES (?)", arguments: [address.lowercased()])
-                let id = try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE address = ?", arguments: [address.lowercased()])!
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO users(address) VALUES (?)").execute(arguments: [address.lowercased()])
+                let id = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM users WHERE address = ?"), arguments: [address.lowercased()])!
                 for (i, mb) in DefaultMailboxes.all.enumerated() {
                     // UIDVALIDITY (RFC 9051 §2.3.1.1): creation time, kept forever.
-                    try db.execute(sql: """
+                    try db.cachedStatement(sql: """
                         INSERT OR IGNORE INTO mailboxes(user_id, name, special_use, uidvalidity) VALUES (?, ?, ?, ?)
-                        """, arguments: [id, mb.name, mb.specialUse, now + Int64(i)])
+                        """).execute(arguments: [id, mb.name, mb.specialUse, now + Int64(i)])
                 }
-                try db.execute(sql: "INSERT OR IGNORE INTO usage(user_id, bytes, messages) VALUES (?, 0, 0)", arguments: [id])
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO usage(user_id, bytes, messages) VALUES (?, 0, 0)").execute(arguments: [id])
             }
         }
         try reloadCache()
@@ -292,15 +304,15 @@ public final class MailStore: @unchecked Sendable {
                     try db.execute(sql: "INSERT INTO blobs(id, size, refs) VALUES (?, ?, ?)",
                                    arguments: [d.message.id, size, d.recipients.count])
                     for r in d.recipients {
-                        guard let row = try Row.fetchOne(db, sql: """
+                        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
                             UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
                             WHERE user_id = ? AND name = ? RETURNING id, uidnext - 1 AS uid, highestmodseq
-                            """, arguments: [r.user, r.mailbox]) else {
+                            """), arguments: [r.user, r.mailbox]) else {
                             throw StoreFailure.storage("no mailbox \(r.mailbox) for user \(r.user)")
                         }
-                        try db.execute(sql: """
+                        try db.cachedStatement(sql: """
                             INSERT INTO messages(mailbox_id, uid, blob, size, internal_date, modseq, flags, keywords) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                            """, arguments: [row["id"] as Int64, row["uid"] as Int64, d.message.id, size, d.internalDate, row["highestmodseq"] as Int64, d.flags, d.keywords])
+                            """).execute(arguments: [row["id"] as Int64, row["uid"] as Int64, d.message.id, size, d.internalDate, row["highestmodseq"] as Int64, d.flags, d.keywords])
                         try db.execute(sql: "UPDATE usage SET bytes = bytes + ?, messages = messages + 1 WHERE user_id = ?",
                                        arguments: [size, r.user])
                     }
@@ -327,11 +339,11 @@ public final class MailStore: @unchecked Sendable {
     /// Messages of one mailbox in UID order.
     public func messages(user address: String, mailbox: String) throws -> [StoredMessage] {
         try read { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT m.uid, m.size, m.blob, m.internal_date, m.modseq, m.flags, m.keywords FROM messages m
                 JOIN mailboxes b ON b.id = m.mailbox_id JOIN users u ON u.id = b.user_id
                 WHERE u.address = ? AND b.name = ? ORDER BY m.uid
-                """, arguments: [address.lowercased(), mailbox]).map {
+                """), arguments: [address.lowercased(), mailbox]).map {
                 StoredMessage(uid: $0["uid"], size: $0["size"], blob: $0["blob"], path: path(ofBlob: $0["blob"]),
                               internalDate: $0["internal_date"], modseq: $0["modseq"], flags: $0["flags"],
                               keywords: ($0["keywords"] as String).split(separator: " ").map(String.init))
@@ -342,10 +354,10 @@ public final class MailStore: @unchecked Sendable {
     /// Mailboxes of a user: (name, special use, uidvalidity, uidnext).
     public func mailboxes(user address: String) throws -> [(name: String, specialUse: String?, uidValidity: Int64, uidNext: Int64)] {
         try read { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT b.name, b.special_use, b.uidvalidity, b.uidnext FROM mailboxes b JOIN users u ON u.id = b.user_id
                 WHERE u.address = ? ORDER BY b.id
-                """, arguments: [address.lowercased()]).map { ($0["name"], $0["special_use"], $0["uidvalidity"], $0["uidnext"]) }
+                """), arguments: [address.lowercased()]).map { ($0["name"], $0["special_use"], $0["uidvalidity"], $0["uidnext"]) }
         }
     }
 }
