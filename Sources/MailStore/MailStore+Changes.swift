@@ -352,14 +352,17 @@ extension MailStore {
             if modseq >= highest {
                 return MailboxChanges(uidValidity: validity, uidNext: uidNext, highestModseq: highest, changed: [], expunged: [])
             }
-            let changed = try Row.fetchAll(db.cachedStatement(sql: """
+            var changed: [StoredMessage] = []
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: """
                 SELECT uid, size, blob, internal_date, modseq, flags, keywords FROM messages
                 WHERE mailbox_id = ? AND modseq > ? ORDER BY uid
-                """), arguments: [id, modseq]).map { row -> StoredMessage in
+                """), arguments: [id, modseq])
+            while let row = try rows.next() {
                 // Columns by position: by-name lookups cost more than the rest for big mailboxes.
                 let blob: String = row[2], keywords: String = row[6]
-                return StoredMessage(uid: row[0], size: row[1], blob: blob, path: path(ofBlob: blob), internalDate: row[3], modseq: row[4],
-                                     flags: row[5], keywords: keywords.isEmpty ? [] : keywords.split(separator: " ").map(String.init))
+                changed.append(StoredMessage(uid: row[0], size: row[1], blob: blob, path: path(ofBlob: blob), internalDate: row[3],
+                                             modseq: row[4], flags: row[5],
+                                             keywords: keywords.isEmpty ? [] : keywords.split(separator: " ").map(String.init)))
             }
             let expunged = modseq == 0 ? [] : try Int64.fetchAll(db.cachedStatement(sql: "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid"),
                                                                  arguments: [id, modseq])
@@ -406,20 +409,30 @@ extension MailStore {
     public func renderings(blobs: [String], version: Int64, parts: MessageRenderings.Parts = .all) throws -> [String: MessageRenderings] {
         var out: [String: MessageRenderings] = [:]
         out.reserveCapacity(blobs.count)
-        // The rows of `blobs`, 500 ids per statement.
-        func rows(_ db: Database, _ select: String, _ body: (Row) -> Void) throws {
+        // The rows of `blobs`, 512 ids per statement at most, read in place (a
+        // cursor; blobs copied once from SQLite's buffer into arrays).
+        func rows(_ db: Database, _ select: String, _ body: (Row) throws -> Void) throws {
             var i = 0
             while i < blobs.count {
-                let part = Array(blobs[i..<min(i + 500, blobs.count)])
+                let part = Array(blobs[i..<min(i + 512, blobs.count)])
                 i += part.count
-                let marks = Array(repeating: "?", count: part.count).joined(separator: ",")
-                for row in try Row.fetchAll(db, sql: select + " IN (\(marks))", arguments: StatementArguments(part)) { body(row) }
+                // Padded with "" (no blob's id) to a power of two: a few prepared
+                // statements serve every batch size.
+                var size = 1
+                while size < part.count { size *= 2 }
+                let marks = Array(repeating: "?", count: size).joined(separator: ",")
+                let cursor = try Row.fetchCursor(db.cachedStatement(sql: select + " IN (\(marks))"),
+                                                 arguments: StatementArguments(part + Array(repeating: "", count: size - part.count)))
+                while let row = try cursor.next() { try body(row) }
             }
+        }
+        func bytes(_ row: Row, _ column: Int) throws -> [UInt8]? {
+            try row.withUnsafeData(atIndex: column) { data in data.map { d in d.withUnsafeBytes { [UInt8]($0) } } }
         }
         if parts == .searchFields {
             try read { db in
                 try rows(db, "SELECT blob, fields FROM search_fields WHERE blob") { row in
-                    out[row[0]] = MessageRenderings(searchFields: [UInt8](row[1] as Data))
+                    out[row[0]] = MessageRenderings(searchFields: try bytes(row, 1) ?? [])
                 }
             }
             return out
@@ -429,9 +442,9 @@ extension MailStore {
             // Columns by position (by-name lookups cost more than the rest here).
             try rows(db, "SELECT \(columns) FROM blobs WHERE id") { row in
                 let current = (row[4] as Int64) == version
-                out[row[0]] = MessageRenderings(header: (row[1] as Data?).map { [UInt8]($0) },
-                                                envelope: current ? (row[2] as Data?).map { [UInt8]($0) } : nil,
-                                                bodyStructure: current ? (row[3] as Data?).map { [UInt8]($0) } : nil)
+                out[row[0]] = MessageRenderings(header: try bytes(row, 1),
+                                                envelope: current ? try bytes(row, 2) : nil,
+                                                bodyStructure: current ? try bytes(row, 3) : nil)
             }
         }
         return out
