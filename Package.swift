@@ -76,10 +76,16 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
-        .testTarget(name: "IMAPTests", dependencies: ["IMAP", "MIME"]),
+        // What several test targets share (a seeded random generator).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "IMAPTests", dependencies: ["IMAP", "MIME", "TestSupport"]),
         .testTarget(name: "POP3Tests", dependencies: ["POP3"]),
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
-        .testTarget(name: "CellEngineTests", dependencies: ["CellEngine", "MailCore"]),
+        .testTarget(name: "CellEngineTests", dependencies: [
+            "CellEngine", "MailCore", "MailStore", "MailQueue",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "MailQueue", "MailCore"]),
     ]
 )

@@ -57,10 +57,16 @@ final class DeliveryScheduler: Sendable {
         }
     }
 
-    /// Runs a session's store work. A quick one (a few rows or messages,
-    /// bounded) runs on the event loop itself when the store thread has
-    /// nothing queued: an idle cell answers without two thread hand-offs,
-    /// and a busy one does not stall its connections behind the store.
+    /// Quick commands run in a row on the event loop before one goes to the
+    /// store thread anyway (the loop then serves other connections' I/O).
+    static let quickStreak = 16
+    let streak = Atomic<Int>(0)
+
+    /// Runs a session's store work. A quick one (reads only, a few rows or
+    /// messages: `IMAPSession.isQuick`) runs on the event loop itself when
+    /// the store thread has nothing queued: an idle cell answers without two
+    /// thread hand-offs, and a busy one does not stall its connections
+    /// behind the store. Nothing that writes or fsyncs runs there.
     func run<T: Sendable>(on eventLoop: EventLoop, quick: Bool, _ body: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
         guard quick, eventLoop.inEventLoop else { return onStoreThread(eventLoop, body) }
         // On a later turn of the loop, not inside this call: the response's
@@ -68,6 +74,7 @@ final class DeliveryScheduler: Sendable {
         let promise = eventLoop.makePromise(of: T.self)
         eventLoop.execute {
             if self.queued.load(ordering: .acquiring) == 0,
+               self.streak.add(1, ordering: .relaxed).newValue <= DeliveryScheduler.quickStreak,
                let result = self.storeLock.withLockIfAvailable({ _ in Result { try body() } }) {
                 promise.completeWith(result)
             } else {
@@ -79,10 +86,13 @@ final class DeliveryScheduler: Sendable {
 
     func onStoreThread<T: Sendable>(_ eventLoop: EventLoop, _ body: @escaping @Sendable () throws -> T) -> EventLoopFuture<T> {
         queued.add(1, ordering: .relaxed)
-        return pool.runIfActive(eventLoop: eventLoop) {
-            defer { self.queued.subtract(1, ordering: .releasing) }
-            return try self.storeLock.withLock { _ in try body() }
+        streak.store(0, ordering: .relaxed)
+        let result = pool.runIfActive(eventLoop: eventLoop) {
+            try self.storeLock.withLock { _ in try body() }
         }
+        // Counted down however it ends (also when the pool has stopped).
+        result.whenComplete { _ in self.queued.subtract(1, ordering: .releasing) }
+        return result
     }
 
     func drain() {

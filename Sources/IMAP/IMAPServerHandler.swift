@@ -41,6 +41,8 @@ public final class IMAPServerHandler: ChannelInboundHandler, @unchecked Sendable
     var assembler = IMAPCommandAssembler()
     var queue: [IMAPCommandAssembler.Event] = []
     var busy = false
+    /// A change came while an IDLE update was being made: make another after it.
+    var idleUpdatePending = false
     var mode = Mode.commands
     var closing = false
     var watch: IMAPWatchToken?
@@ -334,13 +336,21 @@ public final class IMAPServerHandler: ChannelInboundHandler, @unchecked Sendable
         }
     }
 
-    /// While idling, tell the client what changed (RFC 2177).
+    /// While idling, tell the client what changed (RFC 2177). The session is
+    /// busy meanwhile: DONE and later commands wait, so they never look at
+    /// the session while the store thread changes it, and the update's lines
+    /// (already counted as told) come before `OK IDLE terminated`.
     func idleUpdate(_ context: ChannelHandlerContext) {
         guard case .idle = mode, !closing else { return }
+        guard !busy else { idleUpdatePending = true; return }
+        busy = true
+        idleUpdatePending = false
         let session = self.session
-        services.runBlocking(on: context.eventLoop, quick: false) { session.idleUpdates() }.hop(to: context.eventLoop).whenSuccess { bytes in
-            guard case .idle = self.mode, !bytes.isEmpty else { return }
-            self.write(bytes, context)
+        services.runBlocking(on: context.eventLoop, quick: false) { session.idleUpdates() }.hop(to: context.eventLoop).whenComplete { result in
+            self.busy = false
+            if case .success(let bytes) = result { self.write(bytes, context) }
+            if self.idleUpdatePending { self.idleUpdate(context) }
+            self.drain(context)
         }
     }
 

@@ -33,13 +33,7 @@ extension IMAPSession {
         if (byUID || qresync) && !items.contains(.uid) { items.insert(.uid, at: 0) }
         if changedSince != nil && !items.contains(.modseq) { items.append(.modseq) }
         let uids = resolve(set, byUID: byUID)
-        let marksSeen = !s.readOnly && items.contains { item in
-            switch item {
-            case .bodySection(_, _, let peek), .binary(_, _, let peek): return !peek
-            case .rfc822, .rfc822Text: return true
-            default: return false
-            }
-        }
+        let marksSeen = !s.readOnly && items.contains(where: \.setsSeen)
         if marksSeen {
             let unseen = s.uids(uids, flag: IMAPMessageInfo.seen, has: false)
             if !unseen.isEmpty {
@@ -537,26 +531,67 @@ extension SearchContext {
         } }
     }
 
-    /// What makes the text BODY searches differ from pieces of the raw
-    /// message: transfer encodings, and encapsulated messages (their header
-    /// values are unfolded and RFC 2047-decoded; a digest's parts are
-    /// messages), matched case-insensitively.
-    static let decodingMarkers = ["base64", "quoted-printable", "message/", "digest"].map { Array($0.utf8) }
-
     /// Whether a message's raw bytes prove that BODY `needle` cannot match,
     /// without a MIME parse. For a needle of printable ASCII without spaces:
     /// every charset the search decodes keeps ASCII bytes as they are and
     /// makes no ASCII from other bytes, and the search folds ASCII case only
-    /// (`textContains`), so in a message without decoding markers the text
-    /// searched is made of pieces of the raw bytes. False when unsure.
+    /// (`textContains`). So unless some part is transfer-encoded or is an
+    /// encapsulated message (`hasDecodingField`), the text searched is made
+    /// of pieces of the raw bytes. False when unsure.
     static func bodyRuledOut(_ raw: [UInt8], _ needle: String, scratch: inout [UInt8]) -> Bool {
         let n = Array(needle.utf8).map(ASCIIFold.lower)
         guard !n.isEmpty, n.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return false }
         raw.withUnsafeBufferPointer { ASCIIFold.lowercase($0, into: &scratch) }
         return scratch.withUnsafeBufferPointer { folded in
-            if ASCIIFold.contains(folded, count: raw.count, n) { return false }
-            return !decodingMarkers.contains { ASCIIFold.contains(folded, count: raw.count, $0) }
+            let text = UnsafeBufferPointer(rebasing: folded[0..<raw.count])
+            return ASCIIFold.firstIndex(of: n, in: text, from: 0) == nil && !hasDecodingField(text)
         }
+    }
+
+    static let contentType = Array("content-type".utf8), transferEncoding = Array("content-transfer-encoding".utf8)
+    static let identityEncodings = ["7bit", "8bit", "binary"].map { Array($0.utf8) }
+
+    /// Whether a message (lowercased) has, anywhere, a Content-Type or
+    /// Content-Transfer-Encoding field that makes the search decode: a
+    /// transfer encoding other than 7bit, 8bit or binary, a message/* or
+    /// multipart/digest type (encapsulated headers are unfolded and RFC
+    /// 2047-decoded), or a value the parser may read otherwise than written
+    /// (a comment). Field names are matched as the header parser does: at a
+    /// line's start, then white space and a colon; values unfolded.
+    static func hasDecodingField(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+        let lf = UInt8(ascii: "\n"), cr = UInt8(ascii: "\r")
+        func isWSP(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 }
+        for name in [transferEncoding, contentType] {
+            var from = 0
+            while let at = ASCIIFold.firstIndex(of: name, in: text, from: from) {
+                from = at + 1
+                guard at == 0 || text[at - 1] == lf else { continue }
+                var i = at + name.count
+                while i < text.count && isWSP(text[i]) { i += 1 }
+                guard i < text.count, text[i] == UInt8(ascii: ":") else { continue }
+                // The value, folded lines included, without CR and LF (as HeaderField.unfoldedValue).
+                var value: [UInt8] = []
+                i += 1
+                while i < text.count {
+                    if text[i] == lf {
+                        guard i + 1 < text.count, isWSP(text[i + 1]) else { break }
+                    } else if text[i] != cr {
+                        value.append(text[i])
+                    }
+                    i += 1
+                }
+                if value.contains(UInt8(ascii: "(")) { return true }
+                let trimmed = value.drop { isWSP($0) }.reversed().drop { isWSP($0) }.reversed()
+                if name == contentType {
+                    let main = Array(trimmed.prefix { $0 != UInt8(ascii: ";") })
+                    if ASCIIFold.firstIndex(of: Array("message".utf8), in: main) != nil
+                        || ASCIIFold.firstIndex(of: Array("digest".utf8), in: main) != nil { return true }
+                } else if !identityEncodings.contains(Array(trimmed)) {
+                    return true
+                }
+            }
+        }
+        return false
     }
 
     /// A header value contains `needle`, case-insensitively, once RFC 2047
@@ -670,21 +705,25 @@ enum ASCIIFold {
         }
     }
 
-    /// Whether the first `count` bytes of `hay` hold `needle`. memchr
-    /// looks for the needle's least common byte (in mail text), so it stops
-    /// rarely; each stop is checked with memcmp.
-    static func contains(_ hay: UnsafeBufferPointer<UInt8>, count: Int, _ needle: [UInt8]) -> Bool {
-        guard let base = hay.baseAddress, !needle.isEmpty, count >= needle.count, count <= hay.count else { return needle.isEmpty }
+    /// Where `needle` first starts in `hay` at or after `from`. memchr looks
+    /// for the needle's least common byte (in mail text), so it stops rarely;
+    /// each stop is checked with memcmp.
+    static func firstIndex(of needle: [UInt8], in hay: UnsafeBufferPointer<UInt8>, from: Int = 0) -> Int? {
+        guard let base = hay.baseAddress, !needle.isEmpty, from >= 0, hay.count - from >= needle.count else { return nil }
         let k = needle.indices.min { commonness[Int(needle[$0])] < commonness[Int(needle[$1])] }!
         let probe = Int32(needle[k])
-        var i = k  // where the probe byte may be found: needle start + k
-        let lastStart = count - needle.count
+        let lastStart = hay.count - needle.count
+        var i = from + k  // where the probe byte may be: a start + k
         while i <= lastStart + k, let p = memchr(base + i, probe, lastStart + k - i + 1) {
             let start = base.distance(to: p.assumingMemoryBound(to: UInt8.self)) - k
-            if memcmp(base + start, needle, needle.count) == 0 { return true }
+            if memcmp(base + start, needle, needle.count) == 0 { return start }
             i = start + k + 1
         }
-        return false
+        return nil
+    }
+
+    static func firstIndex(of needle: [UInt8], in hay: [UInt8]) -> Int? {
+        hay.withUnsafeBufferPointer { firstIndex(of: needle, in: $0) }
     }
 
     /// How common a byte is in mail text, higher is more common: letters by

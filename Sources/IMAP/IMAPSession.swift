@@ -451,25 +451,24 @@ extension IMAPSession {
     /// their content it may read.
     static let quickMessages = 32, quickBytes = 1 << 20
 
-    /// Whether a command's work is small and bounded: a few index rows, a
-    /// few messages, or a pass over the selected view without content. The
+    /// Whether a command only reads, and little: a few index rows, a few
+    /// messages, or a pass over the selected view without content. The
     /// server may then run it on its event loop while the store thread is
     /// idle, saving the two thread hand-offs that are most of a short
-    /// command's latency. Reading many messages, writing message files,
-    /// loading a mailbox not seen before and anything else is not quick.
-    /// Read on the event loop between commands (the session is idle then).
+    /// command's latency. Nothing that writes (no fsync on the event loop:
+    /// STORE, FETCH that sets \Seen), counts a whole mailbox (STATUS),
+    /// loads a mailbox not seen before or reads many messages is quick.
+    /// Asked on the event loop between commands (the session is idle then).
     public func isQuick(_ command: IMAPCommand) -> Bool {
         switch command {
-        case .capability, .noop, .check, .id, .enable, .namespace, .unselect, .status, .list, .lsub,
-             .getQuota, .getQuotaRoot:
+        case .capability, .noop, .check, .id, .enable, .namespace, .unselect, .getQuota, .getQuotaRoot:
             return true
         case .select(let name, _, _), .examine(let name, _, _):
             // The same mailbox again reads only what changed since.
             return selected?.name == name || (selected == nil && parked?.name == name)
         case .fetch(let set, let items, let uid, _, _):
+            guard !items.contains(where: \.setsSeen) else { return false }
             return quick(set, byUID: uid, readsContent: items.contains { !$0.isViewData })
-        case .store(let set, _, _, _, let uid, _):
-            return quick(set, byUID: uid, readsContent: false)
         case .search(let key, _, _, _):
             return !key.needsContent
         default:
@@ -499,6 +498,15 @@ extension IMAPSession {
 }
 
 extension IMAPFetchItem {
+    /// Items that set \Seen (RFC 9051 §6.4.5): body sections without PEEK.
+    var setsSeen: Bool {
+        switch self {
+        case .bodySection(_, _, let peek), .binary(_, _, let peek): return !peek
+        case .rfc822, .rfc822Text: return true
+        default: return false
+        }
+    }
+
     /// Items answered from the selected view alone, without the message.
     var isViewData: Bool {
         switch self {

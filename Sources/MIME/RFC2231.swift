@@ -126,9 +126,6 @@ public enum RFC2231 {
         return out
     }
 
-    /// A parameter name as §3 and §4 build it: `base` ["*" section] ["*"].
-    /// A section is decimal digits below `maximumSections`; anything else
-    /// after a "*" is part of the base name.
     /// The parameters that make up the one named `name` (lowercased): its
     /// plain, extended and sectioned forms. Merging just these gives the
     /// same value as merging all, without decoding the others.
@@ -138,6 +135,10 @@ public enum RFC2231 {
             return base.count == name.utf8.count && zip(base, name.utf8).allSatisfy { ASCII.lower($0) == $1 }
         }
     }
+
+    /// A parameter name as §3 and §4 build it: `base` ["*" section] ["*"].
+    /// A section is decimal digits below `maximumSections`; anything else
+    /// after a "*" is part of the base name.
 
     static func splitName(_ name: String) -> (base: Substring, section: Int?, extended: Bool) {
         var base = Substring(name)

@@ -109,8 +109,8 @@ public enum DurableFile {
 
     /// Reads a whole file: one allocation of the file's size, then reads
     /// until end of file (the size is a hint; files here are immutable).
-    /// A whole file; `path` relative to the directory `directory` when given
-    /// (an open directory saves walking its path again for every file).
+    /// `path` is relative to the open directory `directory` when given,
+    /// which saves walking the directory's path again for every file.
     public static func readAll(_ path: String, in directory: Int32 = AT_FDCWD) throws -> [UInt8] {
         let fd = openat(directory, path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw FileSystemError("open", path: path, errno: Glibc.errno) }

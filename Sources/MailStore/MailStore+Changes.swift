@@ -376,7 +376,13 @@ extension MailStore {
         guard !blob.isEmpty, blob.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
             throw MailboxError.notAllowed("bad message id")
         }
-        return try DurableFile.readAll(MailStore.bucket(of: blob) + "/" + blob, in: messagesFD)
+        let relative = MailStore.bucket(of: blob) + "/" + blob
+        do {
+            return try DurableFile.readAll(relative, in: messagesFD)
+        } catch var e as FileSystemError {
+            e.path = directory + "/messages/" + relative  // the whole path in the report
+            throw e
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 @testable import IMAP
 import Testing
+import TestSupport
 
 /// The selected mailbox's message table against a dictionary model, the
 /// byte-level text search and the search-fields cut.
@@ -10,7 +11,7 @@ struct IMAPMessageTableTests {
     }
 
     @Test func tableMatchesADictionaryUnderRandomEdits() {
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator(seed: 0x7AB1E)
         var table = IMAPMessageTable((1...300).map { info($0) })
         var model = Dictionary(uniqueKeysWithValues: (1...300).map { ($0, info($0)) })
         for round in 0..<400 {
@@ -110,7 +111,7 @@ struct IMAPSequencePositionTests {
     }
 
     @Test func positionsMatchTheModelForRandomSets() {
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator(seed: 0x5E75)
         for _ in 0..<500 {
             // A view with gaps in its UIDs (expunged messages), sometimes empty.
             let uids = (1...UInt32.random(in: 1...120, using: &rng)).filter { _ in Bool.random(using: &rng) }
@@ -137,6 +138,13 @@ struct IMAPSequencePositionTests {
         #expect(IMAPSession.positions(IMAPSequenceSet(ranges: [(.number(8), .star)]), byUID: true, in: uids) == [2..<4])
         #expect(IMAPSession.positions(IMAPSequenceSet(ranges: [(.number(4), .number(.max))]), byUID: true, in: uids) == [1..<4])
         #expect(IMAPSession.positions(IMAPSequenceSet(ranges: [(.star, .star)]), byUID: true, in: []) == [])
+        // The ends of the number space: 0 names nothing by sequence number,
+        // 4294967295 is past any mailbox; by UID it bounds a range.
+        #expect(IMAPSession.positions(IMAPSequenceSet(ranges: [(.number(0), .number(0))]), byUID: false, in: uids) == [])
+        #expect(IMAPSession.positions(IMAPSequenceSet(ranges: [(.number(.max), .number(.max))]), byUID: false, in: uids) == [])
+        #expect(IMAPSession.positions(IMAPSequenceSet(ranges: [(.number(.max), .number(.max))]), byUID: true, in: uids) == [])
+        #expect(IMAPSession.positions(IMAPSequenceSet(ranges: [(.number(.max), .number(8))]), byUID: true, in: uids) == [2..<4])
+        #expect(IMAPSession.positions(IMAPSequenceSet(ranges: [(.number(0), .star)]), byUID: true, in: uids) == [0..<4])
         // `n:*` on an empty mailbox is no error and names nothing.
         #expect(IMAPSession.positions(IMAPSequenceSet(ranges: [(.number(1), .star)]), byUID: false, in: []) == [])
     }
