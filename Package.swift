@@ -53,6 +53,11 @@ let package = Package(
             "MailCore",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        // DNS: message codec (RFC 1035, EDNS0) and a stub resolver for the event loops.
+        .target(name: "DNS", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         // Durable outbound spool (delivery comes with the outbound issue).
         .target(name: "MailQueue", dependencies: ["MailCore"]),
         // Engine wiring: configuration, listeners, backends, reload, shutdown.
@@ -66,7 +71,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "PostcellEngine", dependencies: [
-            "CellEngine", "MailCore", "MailStore",
+            "CellEngine", "MailCore", "MailStore", "DNS",
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -80,6 +86,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "IMAPTests", dependencies: ["IMAP", "MIME", "TestSupport"]),
         .testTarget(name: "POP3Tests", dependencies: ["POP3"]),
+        .testTarget(name: "DNSTests", dependencies: ["DNS", "TestSupport"]),
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
         .testTarget(name: "CellEngineTests", dependencies: [
             "CellEngine", "MailCore", "MailStore", "MailQueue",
