@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Dependencies point down (see docs/ARCHITECTURE in ../shared/design/STYLE.md):
-// MailCore ← SMTP ← MailStore, MailQueue ← CellEngine ← postcell-engine.
+// MailCore ← SMTP ← MailStore, MailQueue, DNS ← CellEngine ← postcell-engine.
 let package = Package(
     name: "Postcell",
     platforms: [.macOS(.v15)],
@@ -62,7 +62,7 @@ let package = Package(
         .target(name: "MailQueue", dependencies: ["MailCore"]),
         // Engine wiring: configuration, listeners, backends, reload, shutdown.
         .target(name: "CellEngine", dependencies: [
-            "MailCore", "SMTP", "IMAP", "POP3", "MailStore", "MailQueue",
+            "MailCore", "SMTP", "IMAP", "POP3", "MailStore", "MailQueue", "DNS",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -1,3 +1,4 @@
+import DNS
 import Foundation
 import MailCore
 import SMTP
@@ -35,6 +36,13 @@ public struct CellConfiguration: Codable, Sendable {
         public var certificate: String?
         public var key: String?
     }
+    /// The resolvers the cell asks (outbound delivery, SPF, DKIM, DMARC, DANE).
+    public struct DNS: Codable, Sendable {
+        public var servers: [String]?
+        public var timeoutMs: Int?
+        public var attempts: Int?
+        public var trustAD: Bool?
+    }
     public struct Listener: Codable, Sendable, Hashable {
         public var name: String
         public var role: ListenerRole
@@ -55,11 +63,26 @@ public struct CellConfiguration: Codable, Sendable {
     public var auth: Auth?
     public var tls: TLS?
     public var trustedProxies: [String]?
+    public var dns: DNS?
     public var listeners: [Listener]
 
     public struct Invalid: Error, CustomStringConvertible {
         public var description: String
         init(_ d: String) { description = d }
+    }
+
+    /// The resolver settings: the configured servers, else the system's
+    /// (`resolvConf`, normally /etc/resolv.conf), else 127.0.0.1.
+    public func resolverConfiguration(resolvConf: String? = try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8))
+        -> DNSResolverConfiguration {
+        var servers = (dns?.servers ?? []).compactMap(DNSResolverConfiguration.server)
+        if servers.isEmpty { servers = DNSResolverConfiguration.servers(resolvConf: resolvConf ?? "") }
+        if servers.isEmpty { servers = [DNSResolverConfiguration.server("127.0.0.1")!] }
+        var c = DNSResolverConfiguration(servers: servers)
+        if let t = dns?.timeoutMs { c.timeout = .milliseconds(Int64(t)) }
+        if let a = dns?.attempts { c.attempts = a }
+        c.trustAD = dns?.trustAD ?? false
+        return c
     }
 
     /// Reads and checks a configuration file.
@@ -86,12 +109,13 @@ public struct CellConfiguration: Codable, Sendable {
     }
 
     static let knownKeys: [String: Set<String>] = [
-        "": ["hostname", "dataDirectory", "domains", "users", "aliases", "recipientDelimiter", "quota", "limits", "auth", "tls", "trustedProxies", "listeners"],
+        "": ["hostname", "dataDirectory", "domains", "users", "aliases", "recipientDelimiter", "quota", "limits", "auth", "tls", "trustedProxies", "dns", "listeners"],
         "users": ["address", "password", "quotaBytes", "addresses"],
         "quota": ["cellBytes", "userBytes"],
         "limits": ["maxMessageBytes", "maxRecipients", "maxCommandLineBytes", "maxCommandsPerSession", "maxErrorsPerSession", "idleTimeoutSeconds", "maxConnections", "maxConnectionsPerIP"],
         "auth": ["maxFailuresPerIP", "maxFailuresPerAccount", "windowSeconds", "lockoutSeconds"],
         "tls": ["certificate", "key"],
+        "dns": ["servers", "timeoutMs", "attempts", "trustAD"],
         "listeners": ["name", "role", "address", "path", "implicitTLS", "proxyProtocol"],
     ]
 
@@ -148,6 +172,11 @@ public struct CellConfiguration: Codable, Sendable {
             if let a = l.address, ListenerAddress.parse(a) == nil { throw Invalid("listener \(l.name): bad address \(a)") }
         }
         for t in trustedProxies ?? [] where PeerMatcher(t) == nil { throw Invalid("bad trusted proxy \(t)") }
+        for server in dns?.servers ?? [] where DNSResolverConfiguration.server(server) == nil {
+            throw Invalid("dns: bad server address \(server)")
+        }
+        if let t = dns?.timeoutMs, !(1...60_000).contains(t) { throw Invalid("dns.timeoutMs must be 1 to 60000") }
+        if let a = dns?.attempts, !(1...10).contains(a) { throw Invalid("dns.attempts must be 1 to 10") }
         if (tls?.certificate == nil) != (tls?.key == nil) { throw Invalid("tls needs both certificate and key") }
     }
 }

@@ -22,6 +22,34 @@ public struct DNSResolverConfiguration: Sendable {
     public var maxTTL: UInt32 = 86_400
 
     public init(servers: [SocketAddress]) { self.servers = servers }
+
+    /// A server's address: `HOST:PORT`, `[IPv6]:PORT`, or an address alone
+    /// (port 53); nil when it is not one.
+    public static func server(_ text: String) -> SocketAddress? {
+        var host = text, port = 53
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            if !rest.isEmpty {
+                guard rest.hasPrefix(":"), let p = Int(rest.dropFirst()) else { return nil }
+                port = p
+            }
+        } else if text.filter({ $0 == ":" }).count == 1, let colon = text.firstIndex(of: ":") {
+            guard let p = Int(text[text.index(after: colon)...]) else { return nil }
+            host = String(text[..<colon]); port = p
+        }
+        guard (0...65535).contains(port) else { return nil }
+        return try? SocketAddress(ipAddress: host, port: port)
+    }
+
+    /// The `nameserver` lines of a resolv.conf(5) text, in order.
+    public static func servers(resolvConf text: String) -> [SocketAddress] {
+        text.split(whereSeparator: \.isNewline).compactMap { line in
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard words.count >= 2, words[0] == "nameserver" else { return nil }
+            return server(String(words[1]))
+        }
+    }
 }
 
 public enum DNSError: Error, Hashable, Sendable, CustomStringConvertible {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CellEngine
 import DNS
 import Foundation
 import NIOCore
@@ -16,8 +17,10 @@ struct Resolve: ParsableCommand {
             lines and answers each on its own line, repeated questions from the cache.
             """)
 
-    @Option(name: .customLong("server"), help: "A resolver's address, HOST:PORT or [IPv6]:PORT (repeatable; at least one).")
+    @Option(name: .customLong("server"), help: "A resolver's address, HOST:PORT or [IPv6]:PORT (repeatable).")
     var servers: [String] = []
+    @Option(help: "Take the resolver settings from this cell configuration (its dns section) instead.")
+    var config: String?
     @Option(help: "Milliseconds one server has to answer one try.")
     var timeoutMs: Int = 2000
     @Option(help: "Rounds over the servers.")
@@ -29,15 +32,23 @@ struct Resolve: ParsableCommand {
     @Argument(help: "NAME TYPE") var question: [String] = []
 
     func validate() throws {
-        guard !servers.isEmpty else { throw ValidationError("give at least one --server") }
+        guard !servers.isEmpty || config != nil else { throw ValidationError("give --server or --config") }
         guard stdin || question.count == 2 else { throw ValidationError("give NAME and TYPE, or --stdin") }
     }
 
     func run() throws {
-        var config = DNSResolverConfiguration(servers: try servers.map(Resolve.address))
-        config.timeout = .milliseconds(Int64(timeoutMs))
-        config.attempts = attempts
-        config.trustAD = trustAd
+        var config: DNSResolverConfiguration
+        if let path = self.config {
+            config = try CellConfiguration.load(path: path).resolverConfiguration()
+        } else {
+            config = DNSResolverConfiguration(servers: try servers.map { text in
+                guard let a = DNSResolverConfiguration.server(text) else { throw ValidationError("bad server address \(text)") }
+                return a
+            })
+            config.timeout = .milliseconds(Int64(timeoutMs))
+            config.attempts = attempts
+            config.trustAD = trustAd
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
         let resolver = DNSResolver(configuration: config)
@@ -79,18 +90,5 @@ struct Resolve: ParsableCommand {
         let data = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])
         FileHandle.standardOutput.write(data + Data("\n".utf8))
         return answered
-    }
-
-    /// HOST:PORT, [IPv6]:PORT, or a bare address (port 53).
-    static func address(_ text: String) throws -> SocketAddress {
-        var host = text, port = 53
-        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
-            host = String(text[text.index(after: text.startIndex)..<close])
-            let rest = text[text.index(after: close)...]
-            if rest.hasPrefix(":"), let p = Int(rest.dropFirst()) { port = p }
-        } else if text.filter({ $0 == ":" }).count == 1, let colon = text.firstIndex(of: ":"), let p = Int(text[text.index(after: colon)...]) {
-            host = String(text[..<colon]); port = p
-        }
-        do { return try SocketAddress(ipAddress: host, port: port) } catch { throw ValidationError("bad server address \(text)") }
     }
 }

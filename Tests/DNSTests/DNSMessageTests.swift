@@ -186,3 +186,24 @@ struct DNSMessageTests {
         #expect(cache.lookup(DNSQuestion(name: name("h9.example.test"), type: .a), now: 0) != nil)
     }
 }
+
+/// Server addresses as configurations and resolv.conf give them.
+struct DNSServerAddressTests {
+    @Test func addressesParse() {
+        #expect(DNSResolverConfiguration.server("127.0.0.1:5353")?.port == 5353)
+        #expect(DNSResolverConfiguration.server("127.0.0.1")?.port == 53)
+        #expect(DNSResolverConfiguration.server("[::1]:5300")?.port == 5300)
+        #expect(DNSResolverConfiguration.server("::1")?.port == 53)
+        #expect(DNSResolverConfiguration.server("[::1]")?.port == 53)
+        for bad in ["", "localhost", "127.0.0.1:", "127.0.0.1:99999", "[::1]x", "1.2.3.4:53:1", "[::1]:abc"] {
+            #expect(DNSResolverConfiguration.server(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func resolvConfNameservers() {
+        let text = "# comment\nsearch example.test\nnameserver 192.0.2.53\nnameserver\t2001:db8::53\nnameserver bogus\noptions ndots:1\n"
+        let servers = DNSResolverConfiguration.servers(resolvConf: text)
+        #expect(servers.count == 2)
+        #expect(servers.first?.ipAddress == "192.0.2.53" && servers.first?.port == 53)
+    }
+}

@@ -482,3 +482,25 @@ def test_authoritative_server_never_authenticated(engine, knot):
     r = resolve(knot.server, "www.signed.test.", "A", "--trust-ad")
     assert_answer(r, knot.port, "www.signed.test.", "A")
     assert r["authenticated"] is False, r
+
+
+# --- the cell configuration's dns section ------------------------------------
+
+def test_resolver_settings_from_the_cell_configuration(engine, knot, tmp_path):
+    from conftest import base_config
+    cfg = base_config()
+    cfg["dns"] = {"servers": [knot.server], "timeoutMs": 500, "attempts": 1}
+    path = tmp_path / "cell.json"
+    path.write_text(json.dumps(cfg))
+    start = time.monotonic()
+    proc = subprocess.run([ENGINE, "resolve", "--config", str(path), "mx1.example.test.", "A"], capture_output=True, timeout=30)
+    assert_answer(Resolved(proc, time.monotonic() - start), knot.port, "mx1.example.test.", "A")
+    # A bad server address is refused when the configuration is read.
+    cfg["dns"]["servers"] = ["not-an-address"]
+    path.write_text(json.dumps(cfg))
+    proc = subprocess.run([ENGINE, "resolve", "--config", str(path), "mx1.example.test.", "A"], capture_output=True, timeout=30)
+    assert proc.returncode != 0 and b"dns: bad server address" in proc.stderr, proc
+    cfg["dns"] = {"servers": [knot.server], "retries": 3}
+    path.write_text(json.dumps(cfg))
+    proc = subprocess.run([ENGINE, "resolve", "--config", str(path), "mx1.example.test.", "A"], capture_output=True, timeout=30)
+    assert proc.returncode != 0 and b"unknown key dns.retries" in proc.stderr, proc
