@@ -26,9 +26,9 @@ Setup (helpers_dns.py; Debian packages knot, knot-dnsutils, unbound):
 Everything listens on 127.0.0.1 only, every process is stopped at the end.
 
 The test_harness_* tests need only kdig and check the setup itself (AD from
-Unbound, SERVFAIL from the broken zone, TC over 512 bytes). The others are
-skipped until `postcell-engine resolve --help` works, and when knotd, kdig
-or unbound is missing (scripts/test.sh installs them).
+Unbound, SERVFAIL from the broken zone, TC over 512 bytes). A missing
+knotd, kdig or unbound, or an engine without `resolve`, fails the tests
+(scripts/test.sh installs the tools).
 """
 import json
 import os
@@ -42,9 +42,12 @@ from conftest import ENGINE
 from helpers_dns import (BlackHoleUDP, KnotServer, UnboundResolver, fqdn, have_dns_tools,
                          kdig_records, kdig_status)
 
-_missing = have_dns_tools()
-pytestmark = pytest.mark.skipif(_missing is not None,
-                                reason=f"not installed: {_missing} (apt-get install knot knot-dnsutils unbound)")
+
+@pytest.fixture(scope="module", autouse=True)
+def dns_tools():
+    # scripts/test.sh installs knot, knot-dnsutils and unbound: a missing one is a failure, not a skip.
+    missing = have_dns_tools()
+    assert missing is None, f"not installed: {missing} (apt-get install knot knot-dnsutils unbound)"
 
 SOA = "@ {ttl} IN SOA ns.{z} hostmaster.{z} 1 3600 600 86400 {minimum}\n@ 300 IN NS ns.{z}\n"
 
@@ -121,25 +124,10 @@ def own_knot(tmp_path):
     k.stop()
 
 
-_engine_ok = None
-
-
-def _engine_available():
-    global _engine_ok
-    if _engine_ok is None:
-        try:
-            r = subprocess.run([ENGINE, "resolve", "--help"], capture_output=True, timeout=20)
-            _engine_ok = (r.returncode == 0, (r.stdout + r.stderr).decode(errors="replace")[-300:])
-        except (OSError, subprocess.TimeoutExpired) as e:
-            _engine_ok = (False, str(e))
-    return _engine_ok
-
-
 @pytest.fixture
 def engine():
-    ok, why = _engine_available()
-    if not ok:
-        pytest.skip(f"`{ENGINE} resolve --help` fails (resolver CLI not built yet?): {why.strip()}")
+    r = subprocess.run([ENGINE, "resolve", "--help"], capture_output=True, timeout=20)
+    assert r.returncode == 0, f"`{ENGINE} resolve --help` fails: {(r.stdout + r.stderr).decode(errors='replace')[-300:]}"
     return ENGINE
 
 
