@@ -58,11 +58,18 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        // Mail authentication: SPF, DKIM, DMARC, Authentication-Results (verdicts as values).
+        .target(name: "MailAuth", dependencies: [
+            "DNS", "MailCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+        ]),
         // Durable outbound spool (delivery comes with the outbound issue).
         .target(name: "MailQueue", dependencies: ["MailCore"]),
         // Engine wiring: configuration, listeners, backends, reload, shutdown.
         .target(name: "CellEngine", dependencies: [
-            "MailCore", "SMTP", "IMAP", "POP3", "MailStore", "MailQueue", "DNS",
+            "MailCore", "SMTP", "IMAP", "POP3", "MailStore", "MailQueue", "DNS", "MailAuth",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -88,6 +95,7 @@ let package = Package(
         .testTarget(name: "POP3Tests", dependencies: ["POP3"]),
         .testTarget(name: "DNSTests", dependencies: ["DNS", "TestSupport"]),
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
+        .testTarget(name: "MailAuthTests", dependencies: ["MailAuth", "DNS", "TestSupport"]),
         .testTarget(name: "CellEngineTests", dependencies: [
             "CellEngine", "MailCore", "MailStore", "MailQueue",
             .product(name: "NIOCore", package: "swift-nio"),
