@@ -87,6 +87,7 @@ struct DKIMCommand: ParsableCommand {
         @Option(name: .customLong("dns-server"), help: "A resolver, HOST:PORT (repeatable).") var servers: [String] = []
         @Option(help: "A key record, NAME=VALUE (repeatable).") var txt: [String] = []
         @Option(help: "Milliseconds one server has to answer one try.") var timeoutMs: Int = 2000
+        @Option(help: "Rounds over the servers.") var attempts: Int = 2
         @Option(help: "The time for x= checks, seconds since the epoch (default now).") var now: Int64?
 
         func run() throws {
@@ -107,6 +108,7 @@ struct DKIMCommand: ParsableCommand {
                     return a
                 })
                 config.timeout = .milliseconds(Int64(timeoutMs))
+                config.attempts = attempts
                 remote = ResolverMailAuthDNS(resolver: DNSResolver(configuration: config), eventLoop: group.next())
             }
             let verifier = DKIMVerifier(dns: LayeredDNS(local: local, names: names, remote: remote))
