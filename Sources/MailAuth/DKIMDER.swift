@@ -58,17 +58,17 @@ struct DERReader {
 
     /// The modulus and exponent of an RSA public key in either form, with
     /// leading zero octets of the modulus removed.
-    static func rsaPublicKey(_ der: [UInt8]) -> (n: [UInt8], e: [UInt8])? {
+    static func rsaPublicKey(_ der: [UInt8], allowSPKI: Bool = true) -> (n: [UInt8], e: [UInt8])? {
         var outer = DERReader(der)
         guard let seq = outer.read(sequence), outer.atEnd else { return nil }
         var inner = DERReader(der, seq)
-        if let algorithm = inner.read(sequence) {
+        if allowSPKI, let algorithm = inner.read(sequence) {
             // SubjectPublicKeyInfo: AlgorithmIdentifier, BIT STRING.
             var alg = DERReader(der, algorithm)
             guard let oid = alg.read(oid), Array(der[oid]) == rsaEncryption,
                   let bits = inner.read(bitString), inner.atEnd,
                   bits.count > 1, der[bits.lowerBound] == 0 else { return nil }
-            return rsaPublicKey(Array(der[(bits.lowerBound + 1)..<bits.upperBound]))
+            return rsaPublicKey(Array(der[(bits.lowerBound + 1)..<bits.upperBound]), allowSPKI: false)
         }
         // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
         guard let n = inner.read(integer), let e = inner.read(integer), inner.atEnd else { return nil }

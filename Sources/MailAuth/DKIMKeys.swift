@@ -140,8 +140,9 @@ public enum DKIMPrivateKey: Sendable {
         switch self {
         case .rsa(let key): return DKIMKeyRecord(keyType: "rsa", publicKey: Array(key.publicKey.derRepresentation))
         case .ed25519(let seed):
-            let key = try! Curve25519.Signing.PrivateKey(rawRepresentation: seed)  // 32 octets: always a key
-            return DKIMKeyRecord(keyType: "ed25519", publicKey: Array(key.publicKey.rawRepresentation))
+            // Any 32 octets are a key; anything else publishes no key (p= empty).
+            let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: seed)
+            return DKIMKeyRecord(keyType: "ed25519", publicKey: key.map { Array($0.publicKey.rawRepresentation) } ?? [])
         }
     }
 

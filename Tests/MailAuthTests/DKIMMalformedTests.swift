@@ -1,3 +1,4 @@
+import Foundation
 import MailAuth
 import TestSupport
 import Testing
@@ -50,6 +51,37 @@ import Testing
         let msg = "DKIM-Signature:\r\nDKIM-Signature: v=1;\r\n\r\n a=ed25519-sha256\r\n" + Self.body
         let r = await DKIMVerifier(dns: Self.dns).verify(Array(msg.utf8), now: 0)
         #expect(r.allSatisfy { $0.status == .permerror })
+    }
+
+    /// Random input to every parser: errors, never a crash.
+    @Test func parsersTakeRandomBytes() {
+        var rng = SeededGenerator(seed: 0x6376)
+        let alphabet = Array("v=1;a:b \t\r\n=;@.-_AZaz09+/=kpDKIM".utf8)
+        for round in 0..<2000 {
+            let n = Int.random(in: 0...200, using: &rng)
+            let bytes: [UInt8] = (0..<n).map { _ in
+                round % 2 == 0 ? UInt8.random(in: 0...255, using: &rng) : alphabet.randomElement(using: &rng)!
+            }
+            if let tags = try? DKIMTagList.parse(bytes) { _ = try? DKIMSignature(tags) }
+            if let record = try? DKIMKeyRecord(bytes) { _ = try? DKIMPublicKey(record: record) }
+            _ = try? DKIMPublicKey(record: DKIMKeyRecord(publicKey: bytes))
+            _ = try? DKIMPrivateKey(text: String(decoding: bytes, as: UTF8.self))
+            let m = DKIMMessage(bytes)
+            _ = m.select(["from", "to", "from"])
+            _ = DKIMCanonicalization.body(m.body, .relaxed)
+        }
+    }
+
+    /// A nested SubjectPublicKeyInfo (an SPKI inside the BIT STRING) is not a key.
+    @Test func nestedKeyStructureIsRefused() throws {
+        let spki = [UInt8](try #require(Data(base64Encoded: DKIMVectors.record("dkimpy/test.txt").components(separatedBy: "p=")[1])))
+        // SEQUENCE { SEQUENCE { rsaEncryption, NULL }, BIT STRING { 0, spki } }
+        let alg: [UInt8] = [0x30, 0x0D, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01, 0x05, 0x00]
+        let bits: [UInt8] = [0x03, 0x81, UInt8(spki.count + 1), 0x00] + spki
+        let inner = alg + bits
+        let nested: [UInt8] = [0x30, 0x81, UInt8(inner.count)] + inner
+        #expect(throws: DKIMError.self) { try DKIMPublicKey(record: DKIMKeyRecord(publicKey: nested)) }
+        #expect(try DKIMPublicKey(record: DKIMKeyRecord(publicKey: spki)).bits == 1024)
     }
 
     /// Random bytes flipped, inserted or removed in a signed message: never a
