@@ -76,8 +76,8 @@ public struct DKIMSignature: Hashable, Sendable {
             throw DKIMError(.unsupported, "unsupported version v=\(String(decoding: version.prefix(8), as: UTF8.self))")
         }
         let a = String(decoding: try required("a"), as: UTF8.self)
-        // Algorithm names compare without regard to case (§3.5 "a=" uses
-        // sig-a-tag-k / sig-a-tag-h tokens; implementations lowercase them).
+        // sig-a-tag-alg = sig-a-tag-k "-" sig-a-tag-h (§3.5); the names are
+        // registered in lowercase, and other cases are read leniently.
         guard let algorithm = Algorithm(rawValue: a.lowercased()) else {
             throw DKIMError(.unsupported, "unsupported algorithm a=\(a.prefix(32))")
         }
