@@ -189,6 +189,17 @@ public struct SPFMacroContext: Sendable {
     /// `t`: seconds since the epoch.
     public var timestamp: Int64
 
+    public init(sender: String, domain: String, ip: IPAddress, helo: String, validatedName: String? = nil,
+                receiver: String = "unknown", timestamp: Int64) {
+        self.sender = sender
+        self.domain = domain
+        self.ip = ip
+        self.helo = helo
+        self.validatedName = validatedName
+        self.receiver = receiver
+        self.timestamp = timestamp
+    }
+
     func value(of letter: SPFMacro.Letter) -> String {
         switch letter {
         case .s: return sender
