@@ -150,6 +150,11 @@ public struct DMARCReportURI: Hashable, Sendable, CustomStringConvertible {
     /// The size limit in octets, if any.
     public var maximumSize: UInt64?
 
+    public init(uri: String, maximumSize: UInt64? = nil) {
+        self.uri = uri
+        self.maximumSize = maximumSize
+    }
+
     /// The valid URIs of a comma-separated list; invalid ones are left out.
     static func list(_ text: Substring) -> [DMARCReportURI] {
         text.split(separator: ",").compactMap { parse(DMARCRecord.trim($0)) }
