@@ -19,6 +19,7 @@ command -v kdig >/dev/null || need_apt+=(knot-dnsutils)
 [ -x /usr/sbin/unbound ] || command -v unbound >/dev/null || need_apt+=(unbound)
 [ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd)
 [ -f /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
+[ -f /usr/share/publicsuffix/public_suffix_list.dat ] || need_apt+=(publicsuffix)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${need_apt[*]}"
@@ -29,6 +30,11 @@ fi
 if ! python3 -c 'import pytest' 2>/dev/null; then
   echo "== installing pytest"
   python3 -m pip install -q pytest || python3 -m pip install -q --break-system-packages pytest
+fi
+
+if ! python3 -c 'import spf, dns.resolver' 2>/dev/null; then
+  echo "== installing pyspf and dnspython (reference SPF for Tests/Interop/test_spf.py)"
+  python3 -m pip install -q pyspf dnspython || python3 -m pip install -q --break-system-packages pyspf dnspython
 fi
 
 echo "== building"
