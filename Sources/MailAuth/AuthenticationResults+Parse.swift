@@ -121,7 +121,7 @@ struct ARScanner {
             i += 1
             switch c {
             case "\\":
-                if let n = peek { text.append(n); i += 1 }
+                if let n = peek { i += 1; if !n.unicodeScalars.contains(where: AuthenticationResults.isDropped) { text.append(n) } }
             case "(":
                 if depth > 0 { text.append(c) }
                 depth += 1
@@ -130,7 +130,7 @@ struct ARScanner {
                 if depth == 0 { return text }
                 text.append(c)
             default:
-                text.append(c)
+                if !c.unicodeScalars.contains(where: AuthenticationResults.isDropped) { text.append(c) }
             }
         }
         return nil
@@ -163,7 +163,8 @@ struct ARScanner {
     mutating func pvalue() -> String? {
         if peek == "\"" { return quoted() }
         let start = i
-        while let c = peek, !c.isWhitespace, c != ";", c != "(", c != "\"" { i += 1 }
+        while let c = peek, !c.isWhitespace, c != ";", c != "(", c != "\"",
+              !c.unicodeScalars.contains(where: AuthenticationResults.isDropped) { i += 1 }
         return i > start ? String(chars[start..<i]) : nil
     }
 
@@ -173,10 +174,11 @@ struct ARScanner {
         while let c = peek {
             i += 1
             switch c {
-            case "\\": if let n = peek { text.append(n); i += 1 }
+            case "\\":
+                if let n = peek { i += 1; if !n.unicodeScalars.contains(where: AuthenticationResults.isDropped) { text.append(n) } }
             case "\"": return text
-            case "\r", "\n", "\r\n": continue    // unfolding
-            default: text.append(c)
+            default:    // unfolding drops CR LF, as the writer drops control characters
+                if !c.unicodeScalars.contains(where: AuthenticationResults.isDropped) { text.append(c) }
             }
         }
         return nil

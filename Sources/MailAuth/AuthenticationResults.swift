@@ -56,7 +56,7 @@ public struct AuthenticationResults: Hashable, Sendable, CustomStringConvertible
         var out = "\""
         for c in s.unicodeScalars {
             if c == "\"" || c == "\\" { out += "\\" }
-            if c.value < 0x20 || c.value == 0x7F { continue }   // no control characters in a header
+            if AuthenticationResults.isDropped(c) { continue }   // no control characters in a header
             out.unicodeScalars.append(c)
         }
         return out + "\""
@@ -76,12 +76,16 @@ public struct AuthenticationResults: Hashable, Sendable, CustomStringConvertible
         }
     }
 
+    /// Control characters other than HTAB, left out of quoted strings and
+    /// comments when written and when read.
+    static func isDropped(_ c: Unicode.Scalar) -> Bool { (c.value < 0x20 && c != "\t") || c.value == 0x7F }
+
     /// ctext with "(", ")" and "\" escaped (RFC 5322 §3.2.2).
     static func comment(_ s: String) -> String {
         var out = "("
         for c in s.unicodeScalars {
             if c == "(" || c == ")" || c == "\\" { out += "\\" }
-            if c.value < 0x20 || c.value == 0x7F { continue }
+            if AuthenticationResults.isDropped(c) { continue }
             out.unicodeScalars.append(c)
         }
         return out + ")"

@@ -105,7 +105,8 @@ public struct DMARCRecord: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        var tags = ["v=DMARC1", "p=\(policyDefaulted ? "none" : policy.rawValue)"]
+        // A record read as p=none for want of a valid p= is written without one (§6.6.3).
+        var tags = ["v=DMARC1"] + (policyDefaulted ? [] : ["p=\(policy.rawValue)"])
         if let subdomainPolicy { tags.append("sp=\(subdomainPolicy.rawValue)") }
         if let nonexistentPolicy { tags.append("np=\(nonexistentPolicy.rawValue)") }
         if dkimAlignment != .relaxed { tags.append("adkim=\(dkimAlignment.rawValue)") }
