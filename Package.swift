@@ -78,7 +78,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "PostcellEngine", dependencies: [
-            "CellEngine", "MailCore", "MailStore", "DNS",
+            "CellEngine", "MailCore", "MailStore", "DNS", "MailAuth",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),

@@ -20,6 +20,7 @@ command -v kdig >/dev/null || need_apt+=(knot-dnsutils)
 [ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd)
 [ -f /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
 [ -x /usr/sbin/opendkim ] || command -v opendkim >/dev/null || need_apt+=(opendkim)
+[ -f /usr/share/publicsuffix/public_suffix_list.dat ] || need_apt+=(publicsuffix)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${need_apt[*]}"
@@ -35,6 +36,10 @@ fi
 if ! python3 -c 'import dkim, nacl' 2>/dev/null; then
   echo "== installing dkimpy and pynacl (DKIM interop)"
   python3 -m pip install -q dkimpy pynacl || python3 -m pip install -q --break-system-packages dkimpy pynacl
+fi
+if ! python3 -c 'import spf, dns.resolver' 2>/dev/null; then
+  echo "== installing pyspf and dnspython (reference SPF for Tests/Interop/test_spf.py)"
+  python3 -m pip install -q pyspf dnspython || python3 -m pip install -q --break-system-packages pyspf dnspython
 fi
 
 echo "== building"

@@ -9,7 +9,7 @@ struct PostcellEngine: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "postcell-engine",
         abstract: "The Postcell mail engine: one customer's cell.",
-        subcommands: [Serve.self, HashPassword.self, Demo.self, MailboxCommand.self, QueueCommand.self, Check.self, Resolve.self, DKIMCommand.self],
+        subcommands: [Serve.self, HashPassword.self, Demo.self, MailboxCommand.self, QueueCommand.self, Check.self, Resolve.self, DKIMCommand.self, SPFCommand.self, DMARCCommand.self],
         defaultSubcommand: Serve.self)
 }
 
