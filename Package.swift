@@ -29,6 +29,7 @@ let package = Package(
         .target(name: "SMTP", dependencies: [
             "MailCore",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOTLS", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -65,8 +66,15 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
-        // Durable outbound spool (delivery comes with the outbound issue).
-        .target(name: "MailQueue", dependencies: ["MailCore"]),
+        // The outbound queue: durable spool and per-recipient state, MX routes,
+        // retries, DSNs, and delivery over the SMTP client.
+        .target(name: "MailQueue", dependencies: [
+            "MailCore", "SMTP", "DNS", "MIME",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Engine wiring: configuration, listeners, backends, reload, shutdown.
         .target(name: "CellEngine", dependencies: [
             "MailCore", "SMTP", "IMAP", "POP3", "MailStore", "MailQueue", "DNS", "MailAuth",

@@ -37,7 +37,7 @@ public struct CellConfiguration: Codable, Sendable {
         public var key: String?
     }
     /// The resolvers the cell asks (outbound delivery, SPF, DKIM, DMARC, DANE).
-    public struct DNS: Codable, Sendable {
+    public struct DNS: Codable, Sendable, Equatable {
         public var servers: [String]?
         public var timeoutMs: Int?
         public var attempts: Int?

@@ -1,3 +1,4 @@
+import DNS
 import Dispatch
 import Foundation
 import Logging
@@ -54,14 +55,19 @@ public final class Engine: @unchecked Sendable {
         return d.hasPrefix("/") ? d : base + "/" + d
     }
 
-    func makeSnapshot(_ config: CellConfiguration) throws -> Snapshot {
+    func makeSnapshot(_ config: CellConfiguration, previous: Snapshot? = nil) throws -> Snapshot {
         let a = config.auth
+        let resolver: DNSResolver
+        if let p = previous, p.config.dns == config.dns { resolver = p.resolver } else {
+            resolver = DNSResolver(configuration: config.resolverConfiguration())
+        }
         return Snapshot(
             config: config, directory: try CellDirectory(config),
             tls: try TLSSetup.context(config: config, dataDirectory: dataDirectory),
             trusted: (config.trustedProxies ?? []).compactMap(PeerMatcher.init),
             authPolicy: .init(maxPerIP: a?.maxFailuresPerIP ?? 10, maxPerAccount: a?.maxFailuresPerAccount ?? 20,
-                              window: Int64(a?.windowSeconds ?? 900), lockout: Int64(a?.lockoutSeconds ?? 900)))
+                              window: Int64(a?.windowSeconds ?? 900), lockout: Int64(a?.lockoutSeconds ?? 900)),
+            resolver: resolver)
     }
 
     /// Starts everything; returns once listeners are bound.
@@ -84,7 +90,7 @@ public final class Engine: @unchecked Sendable {
         let snapshot = try makeSnapshot(config)
         try store.ensureUsers(snapshot.directory.users.keys.sorted(), now: Int64(time(nil)))
         state = EngineState(snapshot: snapshot, store: store, spool: spool, storePool: storePool, authPool: authPool,
-                            logger: logger, clock: { Int64(time(nil)) })
+                            eventLoop: group.next(), logger: logger, clock: { Int64(time(nil)) })
         try bindListeners(config.listeners)
         try DurableFile.write(Array("\(getpid())\n".utf8), to: dataDirectory + "/run/engine.pid", tmpDirectory: dataDirectory + "/run")
         scheduleMemoryTrim()
@@ -248,7 +254,7 @@ public final class Engine: @unchecked Sendable {
     public func reload() {
         do {
             let config = try CellConfiguration.load(path: configPath)
-            let snapshot = try makeSnapshot(config)
+            let snapshot = try makeSnapshot(config, previous: state.snapshot)
             try state.store.ensureUsers(snapshot.directory.users.keys.sorted(), now: Int64(time(nil)))
             state.snapshotBox.withLock { $0 = snapshot }
             try bindListeners(config.listeners)

@@ -1,3 +1,4 @@
+import DNS
 import Logging
 import MailCore
 import MailQueue
@@ -20,6 +21,9 @@ struct Snapshot: Sendable {
     var tls: NIOSSLContext?
     var trusted: [PeerMatcher]
     var authPolicy: AuthLimiter.Policy
+    /// The stub resolver (docs/CELL-CONFIG.md `dns`): kept, cache and all,
+    /// across reloads that leave the `dns` section as it was.
+    var resolver: DNSResolver
 
     var limits: CellConfiguration.Limits { config.limits ?? .init() }
 }
@@ -32,6 +36,8 @@ final class EngineState: SMTPServerBackend, @unchecked Sendable {
     let spool: OutboundSpool
     let scheduler: DeliveryScheduler
     let authPool: NIOThreadPool
+    /// The cell's one event loop: DNS questions, outbound connections, timers.
+    let eventLoop: EventLoop
     let limiter = AuthLimiter()
     let logger: Logger
     let snapshotBox: Mutex<Snapshot>
@@ -78,12 +84,13 @@ final class EngineState: SMTPServerBackend, @unchecked Sendable {
     }
 
     init(snapshot: Snapshot, store: MailStore, spool: OutboundSpool, storePool: NIOThreadPool, authPool: NIOThreadPool,
-         logger: Logger, clock: @escaping @Sendable () -> Int64) {
+         eventLoop: EventLoop, logger: Logger, clock: @escaping @Sendable () -> Int64) {
         self.snapshotBox = Mutex(snapshot)
         self.store = store
         self.spool = spool
         self.scheduler = DeliveryScheduler(store: store, spool: spool, pool: storePool)
         self.authPool = authPool
+        self.eventLoop = eventLoop
         self.logger = logger
         self.clock = clock
     }
