@@ -1,6 +1,7 @@
 import DNS
 import Foundation
 import MailCore
+import MailQueue
 import SMTP
 
 /// The cell configuration file (docs/CELL-CONFIG.md), as decoded. Unknown
@@ -43,6 +44,33 @@ public struct CellConfiguration: Codable, Sendable {
         public var attempts: Int?
         public var trustAD: Bool?
     }
+    /// Outbound delivery (docs/CELL-CONFIG.md `outbound`).
+    public struct Outbound: Codable, Sendable, Equatable {
+        public struct Relay: Codable, Sendable, Equatable {
+            public var host: String?
+            public var port: Int?
+            public var path: String?
+            public var tls: OutboundConfiguration.Relay.TLS?
+            public var username: String?
+            /// A file holding the password (relative to the data directory); never the password itself.
+            public var passwordFile: String?
+            public var verifyCertificate: Bool?
+        }
+        public var hold: Bool?
+        public var port: Int?
+        public var ipv6: Bool?
+        public var retryBaseSeconds: Int?
+        public var retryMaxSeconds: Int?
+        public var maxQueueSeconds: Int?
+        public var delayWarningSeconds: Int?
+        public var maxConnections: Int?
+        public var maxConnectionsPerDestination: Int?
+        public var maxRecipientsPerTransaction: Int?
+        public var connectTimeoutMs: Int?
+        public var commandTimeoutMs: Int?
+        public var trustRoots: String?
+        public var relay: Relay?
+    }
     public struct Listener: Codable, Sendable, Hashable {
         public var name: String
         public var role: ListenerRole
@@ -64,6 +92,7 @@ public struct CellConfiguration: Codable, Sendable {
     public var tls: TLS?
     public var trustedProxies: [String]?
     public var dns: DNS?
+    public var outbound: Outbound?
     public var listeners: [Listener]
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -109,13 +138,17 @@ public struct CellConfiguration: Codable, Sendable {
     }
 
     static let knownKeys: [String: Set<String>] = [
-        "": ["hostname", "dataDirectory", "domains", "users", "aliases", "recipientDelimiter", "quota", "limits", "auth", "tls", "trustedProxies", "dns", "listeners"],
+        "": ["hostname", "dataDirectory", "domains", "users", "aliases", "recipientDelimiter", "quota", "limits", "auth", "tls", "trustedProxies", "dns", "outbound", "listeners"],
         "users": ["address", "password", "quotaBytes", "addresses"],
         "quota": ["cellBytes", "userBytes"],
         "limits": ["maxMessageBytes", "maxRecipients", "maxCommandLineBytes", "maxCommandsPerSession", "maxErrorsPerSession", "idleTimeoutSeconds", "maxConnections", "maxConnectionsPerIP"],
         "auth": ["maxFailuresPerIP", "maxFailuresPerAccount", "windowSeconds", "lockoutSeconds"],
         "tls": ["certificate", "key"],
         "dns": ["servers", "timeoutMs", "attempts", "trustAD"],
+        "outbound": ["hold", "port", "ipv6", "retryBaseSeconds", "retryMaxSeconds", "maxQueueSeconds", "delayWarningSeconds",
+                     "maxConnections", "maxConnectionsPerDestination", "maxRecipientsPerTransaction", "connectTimeoutMs",
+                     "commandTimeoutMs", "trustRoots", "relay"],
+        "outbound.relay": ["host", "port", "path", "tls", "username", "passwordFile", "verifyCertificate"],
         "listeners": ["name", "role", "address", "path", "implicitTLS", "proxyProtocol"],
     ]
 
@@ -130,7 +163,10 @@ public struct CellConfiguration: Codable, Sendable {
         }
         try check(top, "")
         for (section, value) in top {
-            if let o = value as? [String: Any], section != "aliases" { try check(o, section) }
+            if let o = value as? [String: Any], section != "aliases" {
+                try check(o, section)
+                for (sub, v) in o { if let inner = v as? [String: Any], knownKeys[section + "." + sub] != nil { try check(inner, section + "." + sub) } }
+            }
             if let a = value as? [[String: Any]] { for o in a { try check(o, section) } }
         }
     }
@@ -178,6 +214,67 @@ public struct CellConfiguration: Codable, Sendable {
         if let t = dns?.timeoutMs, !(1...60_000).contains(t) { throw Invalid("dns.timeoutMs must be 1 to 60000") }
         if let a = dns?.attempts, !(1...10).contains(a) { throw Invalid("dns.attempts must be 1 to 10") }
         if (tls?.certificate == nil) != (tls?.key == nil) { throw Invalid("tls needs both certificate and key") }
+        try validateOutbound()
+    }
+
+    func validateOutbound() throws {
+        guard let o = outbound else { return }
+        func range(_ v: Int?, _ name: String, _ r: ClosedRange<Int>) throws {
+            if let v, !r.contains(v) { throw Invalid("outbound.\(name) must be \(r.lowerBound) to \(r.upperBound)") }
+        }
+        try range(o.port, "port", 1...65535)
+        try range(o.retryBaseSeconds, "retryBaseSeconds", 1...86_400)
+        try range(o.retryMaxSeconds, "retryMaxSeconds", 1...604_800)
+        try range(o.maxQueueSeconds, "maxQueueSeconds", 0...2_592_000)
+        try range(o.delayWarningSeconds, "delayWarningSeconds", 0...2_592_000)
+        try range(o.maxConnections, "maxConnections", 1...1000)
+        try range(o.maxConnectionsPerDestination, "maxConnectionsPerDestination", 1...100)
+        try range(o.maxRecipientsPerTransaction, "maxRecipientsPerTransaction", 1...1000)
+        try range(o.connectTimeoutMs, "connectTimeoutMs", 1...600_000)
+        try range(o.commandTimeoutMs, "commandTimeoutMs", 1...3_600_000)
+        if let r = o.relay {
+            guard (r.host == nil) != (r.path == nil) else { throw Invalid("outbound.relay needs exactly one of host and path") }
+            try range(r.port, "relay.port", 1...65535)
+            if r.username != nil, r.passwordFile == nil { throw Invalid("outbound.relay: username needs passwordFile") }
+            // RFC 4954 §4 / RFC 8314: no password over a connection without TLS.
+            if r.username != nil, (r.tls ?? .starttls) == .none { throw Invalid("outbound.relay: AUTH needs tls starttls or implicit") }
+        }
+    }
+
+    /// The queue's settings; relative paths resolve against `dataDirectory`;
+    /// the relay's password is read from its file here.
+    public func outboundConfiguration(dataDirectory: String) throws -> OutboundConfiguration {
+        func path(_ p: String) -> String { p.hasPrefix("/") ? p : dataDirectory + "/" + p }
+        var c = OutboundConfiguration(hostname: hostname)
+        guard let o = outbound else { return c }
+        c.hold = o.hold ?? false
+        if let v = o.port { c.port = v }
+        if let v = o.ipv6 { c.ipv6 = v }
+        if let v = o.retryBaseSeconds { c.retry.base = Int64(v) }
+        if let v = o.retryMaxSeconds { c.retry.maximum = Int64(v) }
+        if let v = o.maxQueueSeconds { c.retry.lifetime = Int64(v) }
+        if let v = o.delayWarningSeconds { c.retry.warnAfter = Int64(v) }
+        if let v = o.maxConnections { c.maxConnections = v }
+        if let v = o.maxConnectionsPerDestination { c.maxConnectionsPerDestination = v }
+        if let v = o.maxRecipientsPerTransaction { c.maxRecipientsPerTransaction = v }
+        if let v = o.connectTimeoutMs { c.connectTimeout = .milliseconds(Int64(v)) }
+        if let v = o.commandTimeoutMs { c.commandTimeout = .milliseconds(Int64(v)) }
+        c.trustRoots = o.trustRoots.map(path)
+        if let r = o.relay {
+            var password: String?
+            if let f = r.passwordFile {
+                do {
+                    let bytes = try DurableFile.readAll(path(f))
+                    password = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .newlines)
+                } catch {
+                    throw Invalid("outbound.relay.passwordFile: cannot read \(f)")
+                }
+            }
+            let tls = r.tls ?? .starttls
+            c.relay = .init(host: r.host, port: r.port ?? (tls == .implicit ? 465 : 587), path: r.path.map(path), tls: tls,
+                            username: r.username, password: password, verifyCertificate: r.verifyCertificate ?? true)
+        }
+        return c
     }
 }
 

@@ -32,6 +32,9 @@ final class DeliveryScheduler: Sendable {
     /// Held by whoever works on the store: the store thread for each job, the
     /// event loop for a quick command. One at a time, as with one thread.
     let storeLock = Mutex(())
+    /// Told of each message spooled for remote recipients once it is durable
+    /// and acknowledged (the outbound queue, set at start).
+    let onSpooled = Mutex<(@Sendable (OutboundEnvelope) -> Void)?>(nil)
     /// Largest batch per commit; more wait for the next.
     static let maxBatch = 256
 
@@ -139,6 +142,10 @@ final class DeliveryScheduler: Sendable {
             results[i] = stored[k]
             if case .failure = stored[k], let path = spooled[i] { DurableFile.remove(path) }
         }
-        for (i, job) in batch.enumerated() { job.promise.succeed(results[i]!) }
+        let spooledHandler = onSpooled.withLock { $0 }
+        for (i, job) in batch.enumerated() {
+            if case .success = results[i]!, let env = job.outbound, spooled[i] != nil { spooledHandler?(env) }
+            job.promise.succeed(results[i]!)
+        }
     }
 }

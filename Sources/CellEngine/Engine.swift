@@ -29,6 +29,7 @@ public final class Engine: @unchecked Sendable {
     let storePool: NIOThreadPool
     let authPool: NIOThreadPool
     var state: EngineState!
+    var outbound: OutboundQueue?
     var dataDirectory = ""
     struct BoundListener {
         var definition: CellConfiguration.Listener
@@ -91,6 +92,7 @@ public final class Engine: @unchecked Sendable {
         try store.ensureUsers(snapshot.directory.users.keys.sorted(), now: Int64(time(nil)))
         state = EngineState(snapshot: snapshot, store: store, spool: spool, storePool: storePool, authPool: authPool,
                             eventLoop: group.next(), logger: logger, clock: { Int64(time(nil)) })
+        try startOutbound(config, spool: spool)
         try bindListeners(config.listeners)
         try DurableFile.write(Array("\(getpid())\n".utf8), to: dataDirectory + "/run/engine.pid", tmpDirectory: dataDirectory + "/run")
         scheduleMemoryTrim()
@@ -226,6 +228,22 @@ public final class Engine: @unchecked Sendable {
         }
     }
 
+    /// The outbound queue: loads what the spool holds and hears of each new message.
+    func startOutbound(_ config: CellConfiguration, spool: OutboundSpool) throws {
+        let state = self.state!
+        let loop = state.eventLoop
+        let queue = try OutboundQueue(loop: state.eventLoop, spool: spool, pool: storePool,
+                                      configuration: try config.outboundConfiguration(dataDirectory: dataDirectory),
+                                      resolver: state.snapshot.resolver, logger: logger, clock: { Int64(time(nil)) },
+                                      dsnSink: { [weak state] to, bytes in
+                                          guard let state else { return loop.makeSucceededVoidFuture() }
+                                          return state.deliverReport(to: to, message: bytes)
+                                      })
+        state.scheduler.onSpooled.withLock { $0 = { [weak queue] env in queue?.enqueued(env) } }
+        outbound = queue
+        try queue.start().wait()
+    }
+
     // MARK: Signals, reload, shutdown
 
     static func requestShutdown(_ channel: Channel) {
@@ -236,13 +254,13 @@ public final class Engine: @unchecked Sendable {
 
     func installSignalHandlers() {
         let queue = DispatchQueue(label: "postcell.signals")
-        for sig in [SIGHUP, SIGTERM, SIGINT] {
+        for sig in [SIGHUP, SIGTERM, SIGINT, SIGUSR1] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
             // Ignore the default action only once the source exists.
             source.setEventHandler { [weak self] in
                 guard let self else { return }
-                if sig == SIGHUP { self.reload() } else { self.shutdown() }
+                if sig == SIGHUP { self.reload() } else if sig == SIGUSR1 { self.outbound?.flush() } else { self.shutdown() }
             }
             source.resume()
             signalSources.append(source)
@@ -256,7 +274,9 @@ public final class Engine: @unchecked Sendable {
             let config = try CellConfiguration.load(path: configPath)
             let snapshot = try makeSnapshot(config, previous: state.snapshot)
             try state.store.ensureUsers(snapshot.directory.users.keys.sorted(), now: Int64(time(nil)))
+            let outboundConfig = try config.outboundConfiguration(dataDirectory: dataDirectory)
             state.snapshotBox.withLock { $0 = snapshot }
+            outbound?.update(outboundConfig, resolver: snapshot.resolver)
             try bindListeners(config.listeners)
             logger.info("reloaded", metadata: ["users": "\(snapshot.directory.users.count)", "domains": "\(snapshot.directory.domains.count)"])
         } catch {

@@ -46,6 +46,8 @@ def base_config():
             for a, p in USERS.items()
         ],
         "aliases": {},
+        # Nothing leaves unless a test means it to (tests of delivery set their own outbound section).
+        "outbound": {"hold": True},
         "listeners": [
             {"name": "mx", "role": "mx", "address": "127.0.0.1:0"},
             {"name": "submission", "role": "submission", "address": "127.0.0.1:0"},
