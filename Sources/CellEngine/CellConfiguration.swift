@@ -59,6 +59,7 @@ public struct CellConfiguration: Codable, Sendable {
         public var hold: Bool?
         public var port: Int?
         public var ipv6: Bool?
+        public var mtaSTSPort: Int?
         public var retryBaseSeconds: Int?
         public var retryMaxSeconds: Int?
         public var maxQueueSeconds: Int?
@@ -145,7 +146,7 @@ public struct CellConfiguration: Codable, Sendable {
         "auth": ["maxFailuresPerIP", "maxFailuresPerAccount", "windowSeconds", "lockoutSeconds"],
         "tls": ["certificate", "key"],
         "dns": ["servers", "timeoutMs", "attempts", "trustAD"],
-        "outbound": ["hold", "port", "ipv6", "retryBaseSeconds", "retryMaxSeconds", "maxQueueSeconds", "delayWarningSeconds",
+        "outbound": ["hold", "port", "ipv6", "mtaSTSPort", "retryBaseSeconds", "retryMaxSeconds", "maxQueueSeconds", "delayWarningSeconds",
                      "maxConnections", "maxConnectionsPerDestination", "maxRecipientsPerTransaction", "connectTimeoutMs",
                      "commandTimeoutMs", "trustRoots", "relay"],
         "outbound.relay": ["host", "port", "path", "tls", "username", "passwordFile", "verifyCertificate"],
@@ -223,6 +224,7 @@ public struct CellConfiguration: Codable, Sendable {
             if let v, !r.contains(v) { throw Invalid("outbound.\(name) must be \(r.lowerBound) to \(r.upperBound)") }
         }
         try range(o.port, "port", 1...65535)
+        try range(o.mtaSTSPort, "mtaSTSPort", 1...65535)
         try range(o.retryBaseSeconds, "retryBaseSeconds", 1...86_400)
         try range(o.retryMaxSeconds, "retryMaxSeconds", 1...604_800)
         try range(o.maxQueueSeconds, "maxQueueSeconds", 0...2_592_000)
@@ -250,6 +252,7 @@ public struct CellConfiguration: Codable, Sendable {
         c.hold = o.hold ?? false
         if let v = o.port { c.port = v }
         if let v = o.ipv6 { c.ipv6 = v }
+        if let v = o.mtaSTSPort { c.mtaSTSPort = v }
         if let v = o.retryBaseSeconds { c.retry.base = Int64(v) }
         if let v = o.retryMaxSeconds { c.retry.maximum = Int64(v) }
         if let v = o.maxQueueSeconds { c.retry.lifetime = Int64(v) }

@@ -43,6 +43,8 @@ public struct OutboundConfiguration: Sendable {
     /// The port of MX hosts (25; tests point it elsewhere).
     public var port: Int = 25
     public var ipv6 = true
+    /// The HTTPS port MTA-STS policies are fetched from (443; tests point it elsewhere).
+    public var mtaSTSPort = 443
     public var retry = RetryPolicy()
     /// Connections at once, in all and per destination domain.
     public var maxConnections = 20

@@ -20,6 +20,11 @@ final class OutboundConnection: SMTPClientDelegate, @unchecked Sendable {
     var current: OutboundQueue.Job?
     var lastFailure = SMTPReply(451, "4.4.1", "no server could be reached")
     var lastPermanent = false
+    /// The destination's MTA-STS policy, when it has one (RFC 8461).
+    var policy: MTASTSPolicy?
+    /// The current server's name, for TLS-RPT.
+    var serverName = ""
+    var usedTLS = false
 
     init(queue: OutboundQueue, destination: OutboundQueue.Destination) {
         self.queue = queue
@@ -48,8 +53,21 @@ final class OutboundConnection: SMTPClientDelegate, @unchecked Sendable {
     func routes() -> EventLoopFuture<MXRoute> {
         let loop = queue.loop
         guard let relay = configuration.relay else {
-            return MXResolver(resolver: queue.resolver, port: configuration.port, ipv6: configuration.ipv6)
-                .route(destination.key, on: loop)
+            let domain = destination.key, resolver = queue.resolver, config = configuration
+            return queue.mtaSTS.policy(for: domain, resolver: resolver, tls: queue.verifyingContext(), port: config.mtaSTSPort,
+                                       now: queue.clock(), on: loop).flatMap { policy -> EventLoopFuture<MXRoute> in
+                self.policy = policy
+                return MXResolver(resolver: resolver, port: config.port, ipv6: config.ipv6).route(domain, on: loop)
+            }.map { route in
+                // RFC 8461 §4.1: under `enforce`, only MX hosts the policy names.
+                guard let p = self.policy, p.mode == .enforce, case .hosts(let hosts) = route else { return route }
+                let allowed = hosts.filter { p.matches($0.name) }
+                if allowed.isEmpty {
+                    self.queue.tlsReport(domain: domain, policy: p, mx: hosts.first?.name ?? "", result: "validation-failure")
+                    return .failed(SMTPReply(451, "4.7.5", "no MX host of \(domain) matches its MTA-STS policy"))
+                }
+                return .hosts(allowed)
+            }
         }
         if let path = relay.path {
             guard let a = try? SocketAddress(unixDomainSocketPath: path) else {
@@ -84,6 +102,8 @@ final class OutboundConnection: SMTPClientDelegate, @unchecked Sendable {
         index += 1
         established = false
         remote = address.pathname != nil ? name : "\(name)[\(address.ipAddress ?? "")]"
+        serverName = name
+        usedTLS = false
         let (session, tls) = sessionSettings(serverName: name)
         let implicit = session.configuration.implicitTLS
         let timeout = configuration.commandTimeout
@@ -111,6 +131,11 @@ final class OutboundConnection: SMTPClientDelegate, @unchecked Sendable {
     func sessionSettings(serverName: String) -> (SMTPClientSession, SMTPClientTLS?) {
         let helo = configuration.hostname
         guard let relay = configuration.relay else {
+            if let p = policy, p.mode == .enforce {
+                // RFC 8461 §4.2: TLS with a certificate valid for this MX host, or no delivery.
+                let tls = queue.verifyingContext().map { SMTPClientTLS(context: $0, serverHostname: serverName) }
+                return (SMTPClientSession(configuration: .init(heloName: helo, tls: .required)), tls)
+            }
             let tls = queue.opportunisticTLS.map { SMTPClientTLS(context: $0, serverHostname: serverName) }
             return (SMTPClientSession(configuration: .init(heloName: helo, tls: tls == nil ? .none : .opportunistic)), tls)
         }
@@ -130,6 +155,9 @@ final class OutboundConnection: SMTPClientDelegate, @unchecked Sendable {
     // MARK: SMTPClientDelegate
 
     func nextTransaction(_ session: SMTPClientSession) -> (SMTPClientSession.Transaction, ByteBuffer)? {
+        if !established, configuration.relay == nil {
+            queue.tlsReport(domain: destination.key, policy: policy, mx: serverName, result: session.isTLS ? "success" : "starttls-not-supported")
+        }
         established = true
         guard let (job, envelope, message) = queue.takeJob(destination) else { return nil }
         current = job
@@ -147,6 +175,13 @@ final class OutboundConnection: SMTPClientDelegate, @unchecked Sendable {
 
     func ended(_ failure: SMTPClientSession.Failure?, session: SMTPClientSession) {
         if let f = failure, !established {
+            if f.tlsPolicy, configuration.relay == nil {
+                let text = f.reply.oneLine.lowercased()
+                let kind = text.contains("starttls") ? "starttls-not-supported"
+                    : (text.contains("hostname") || text.contains("host name") ? "certificate-host-mismatch"
+                    : (text.contains("expired") ? "certificate-expired" : "validation-failure"))
+                queue.tlsReport(domain: destination.key, policy: policy, mx: serverName, result: kind)
+            }
             lastFailure = f.reply
             lastPermanent = f.permanent
             queue.logger.notice("outbound connection failed", metadata: ["destination": "\(destination.key)", "relay": "\(remote ?? "")", "reply": "\(f.reply.oneLine)"])

@@ -1,4 +1,5 @@
 import DNS
+import Foundation
 import Logging
 import MailCore
 import NIOCore
@@ -65,6 +66,7 @@ public final class OutboundQueue: @unchecked Sendable {
         c.certificateVerification = .none
         return try? NIOSSLContext(configuration: c)
     }()
+    let mtaSTS = MTASTSCache()
     var verifiedTLS: NIOSSLContext?
     var verifiedTLSRoots: String??
 
@@ -368,6 +370,28 @@ public final class OutboundQueue: @unchecked Sendable {
 
     // MARK: TLS
 
+    /// Records one TLS outcome for TLS-RPT (RFC 8460 §4): a JSON line per
+    /// connection in `queue/tlsrpt/YYYY-MM-DD.jsonl`, summed into reports
+    /// when they are sent.
+    func tlsReport(domain: String, policy: MTASTSPolicy?, mx: String, result: String) {
+        let now = clock()
+        let day = String(RFC3339Day.format(now))
+        var fields: [String: String] = ["time": "\(now)", "domain": domain, "mx": mx, "result": result,
+                                        "policy": policy == nil ? "no-policy-found" : "sts"]
+        if let p = policy { fields["mode"] = p.mode.rawValue; fields["mxPatterns"] = p.mx.joined(separator: " ") }
+        guard let json = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) else { return }
+        let dir = spool.directory + "/tlsrpt"
+        pool.runIfActive(eventLoop: loop) {
+            try DurableFile.makeDirectory(dir)
+            let fd = open(dir + "/\(day).jsonl", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { return }
+            defer { close(fd) }
+            var line = Array(json)
+            line.append(10)
+            _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        }.whenFailure { _ in }
+    }
+
     /// A context that verifies certificates against the configured roots (or the system's).
     func verifyingContext() -> NIOSSLContext? {
         if let roots = verifiedTLSRoots, roots == configuration.trustRoots, let c = verifiedTLS { return c }
@@ -387,5 +411,24 @@ extension SMTPClientSession.Outcome {
         case .deferred: return "deferred"
         case .failed: return "failed"
         }
+    }
+}
+
+/// `YYYY-MM-DD` of a Unix time, in UTC.
+enum RFC3339Day {
+    static func format(_ t: Int64) -> String {
+        let days = t >= 0 ? t / 86_400 : (t - 86_399) / 86_400
+        // Civil from days (proleptic Gregorian).
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(y)-\(two(m))-\(two(d))"
     }
 }

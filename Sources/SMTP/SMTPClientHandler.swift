@@ -94,7 +94,7 @@ public final class SMTPClientHandler: ChannelInboundHandler {
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if error is NIOSSLError || error is BoringSSLError {
+        if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
             perform(session.tlsFailed("\(error)"), context)
         } else {
             perform(session.connectionLost("\(error)"), context)
