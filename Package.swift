@@ -71,6 +71,8 @@ let package = Package(
         .target(name: "MailQueue", dependencies: [
             "MailCore", "SMTP", "DNS", "MIME",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),

@@ -12,7 +12,9 @@ import SMTP
 final class OutboundConnection: SMTPClientDelegate, @unchecked Sendable {
     let queue: OutboundQueue
     let destination: OutboundQueue.Destination
-    var targets: [(name: String, address: SocketAddress)] = []
+    var targets: [(name: String, address: SocketAddress, secure: Bool)] = []
+    /// The current server's usable TLSA records (DANE, RFC 7672), when it has some.
+    var dane: [TLSARecord]?
     var index = 0
     var remote: String?
     /// A session reached `ready` at the current server.
@@ -37,7 +39,7 @@ final class OutboundConnection: SMTPClientDelegate, @unchecked Sendable {
         routes().whenComplete { result in
             switch result {
             case .success(.hosts(let hosts)):
-                self.targets = hosts.flatMap { h in h.addresses.map { (h.name, $0) } }
+                self.targets = hosts.flatMap { h in h.addresses.map { (h.name, $0, h.secure) } }
                 self.connectNext()
             case .success(.failed(let reply)):
                 self.queue.failAll(self.destination, reply, remote: nil)
@@ -63,7 +65,7 @@ final class OutboundConnection: SMTPClientDelegate, @unchecked Sendable {
                 guard let p = self.policy, p.mode == .enforce, case .hosts(let hosts) = route else { return route }
                 let allowed = hosts.filter { p.matches($0.name) }
                 if allowed.isEmpty {
-                    self.queue.tlsReport(domain: domain, policy: p, mx: hosts.first?.name ?? "", result: "validation-failure")
+                    self.queue.tlsReport(domain: domain, policyType: nil, policy: p, mx: hosts.first?.name ?? "", result: "validation-failure")
                     return .failed(SMTPReply(451, "4.7.5", "no MX host of \(domain) matches its MTA-STS policy"))
                 }
                 return .hosts(allowed)
@@ -98,8 +100,39 @@ final class OutboundConnection: SMTPClientDelegate, @unchecked Sendable {
             queue.connectionEnded(destination)
             return
         }
-        let (name, address) = targets[index]
+        let (name, address, secure) = targets[index]
         index += 1
+        guard secure, configuration.relay == nil, let port = address.port,
+              let tlsaName = DNSName("_\(port)._tcp.\(name)") else {
+            dane = nil
+            connect(name, address)
+            return
+        }
+        // RFC 7672 §2.2: a host reached through validated MX and address
+        // answers has its TLSA records looked up; validated usable ones make
+        // TLS with DANE authentication mandatory.
+        queue.resolver.query(tlsaName, .tlsa, on: queue.loop).whenComplete { result in
+            switch result {
+            case .success(let answer) where answer.rcode == .noError || answer.rcode == .nxDomain:
+                var records: [TLSARecord] = []
+                for r in answer.records(.tlsa) {
+                    if case .tlsa(let u, let s, let m, let d) = r.data { records.append(TLSARecord(usage: u, selector: s, matchingType: m, data: d)) }
+                }
+                let usable = records.filter(\.isUsable)
+                self.dane = answer.authenticated && !usable.isEmpty ? usable : nil
+                self.connect(name, address)
+            default:
+                // §2.2.1: a failed TLSA lookup at a secure host: not this host.
+                self.serverName = name
+                self.queue.tlsReport(domain: self.destination.key, policyType: "tlsa", policy: nil, mx: name, result: "tlsa-invalid")
+                self.lastFailure = SMTPReply(451, "4.7.5", "TLSA lookup for \(name) failed")
+                self.lastPermanent = false
+                self.connectNext()
+            }
+        }
+    }
+
+    func connect(_ name: String, _ address: SocketAddress) {
         established = false
         remote = address.pathname != nil ? name : "\(name)[\(address.ipAddress ?? "")]"
         serverName = name
@@ -131,6 +164,17 @@ final class OutboundConnection: SMTPClientDelegate, @unchecked Sendable {
     func sessionSettings(serverName: String) -> (SMTPClientSession, SMTPClientTLS?) {
         let helo = configuration.hostname
         guard let relay = configuration.relay else {
+            if let records = dane, let context = queue.daneContext() {
+                // DANE before MTA-STS (RFC 8461 §2).
+                let host = serverName
+                let tls = SMTPClientTLS(context: context, serverHostname: host, verify: { chain, promise in
+                    switch DANEVerifier.verify(chain: chain, records: records, hostname: host) {
+                    case .verified: promise.succeed(.certificateVerified)
+                    case .failed: promise.succeed(.failed)
+                    }
+                })
+                return (SMTPClientSession(configuration: .init(heloName: helo, tls: .required)), tls)
+            }
             if let p = policy, p.mode == .enforce {
                 // RFC 8461 §4.2: TLS with a certificate valid for this MX host, or no delivery.
                 let tls = queue.verifyingContext().map { SMTPClientTLS(context: $0, serverHostname: serverName) }
@@ -156,7 +200,8 @@ final class OutboundConnection: SMTPClientDelegate, @unchecked Sendable {
 
     func nextTransaction(_ session: SMTPClientSession) -> (SMTPClientSession.Transaction, ByteBuffer)? {
         if !established, configuration.relay == nil {
-            queue.tlsReport(domain: destination.key, policy: policy, mx: serverName, result: session.isTLS ? "success" : "starttls-not-supported")
+            queue.tlsReport(domain: destination.key, policyType: dane != nil ? "tlsa" : nil, policy: policy, mx: serverName,
+                            result: session.isTLS ? "success" : "starttls-not-supported")
         }
         established = true
         guard let (job, envelope, message) = queue.takeJob(destination) else { return nil }
@@ -180,7 +225,8 @@ final class OutboundConnection: SMTPClientDelegate, @unchecked Sendable {
                 let kind = text.contains("starttls") ? "starttls-not-supported"
                     : (text.contains("hostname") || text.contains("host name") ? "certificate-host-mismatch"
                     : (text.contains("expired") ? "certificate-expired" : "validation-failure"))
-                queue.tlsReport(domain: destination.key, policy: policy, mx: serverName, result: kind)
+                queue.tlsReport(domain: destination.key, policyType: dane != nil ? "tlsa" : nil, policy: policy, mx: serverName,
+                                result: dane != nil && kind == "validation-failure" ? "dane-required" : kind)
             }
             lastFailure = f.reply
             lastPermanent = f.permanent

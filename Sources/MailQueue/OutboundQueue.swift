@@ -373,11 +373,11 @@ public final class OutboundQueue: @unchecked Sendable {
     /// Records one TLS outcome for TLS-RPT (RFC 8460 §4): a JSON line per
     /// connection in `queue/tlsrpt/YYYY-MM-DD.jsonl`, summed into reports
     /// when they are sent.
-    func tlsReport(domain: String, policy: MTASTSPolicy?, mx: String, result: String) {
+    func tlsReport(domain: String, policyType: String?, policy: MTASTSPolicy?, mx: String, result: String) {
         let now = clock()
         let day = String(RFC3339Day.format(now))
         var fields: [String: String] = ["time": "\(now)", "domain": domain, "mx": mx, "result": result,
-                                        "policy": policy == nil ? "no-policy-found" : "sts"]
+                                        "policy": policyType ?? (policy == nil ? "no-policy-found" : "sts")]
         if let p = policy { fields["mode"] = p.mode.rawValue; fields["mxPatterns"] = p.mx.joined(separator: " ") }
         guard let json = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) else { return }
         let dir = spool.directory + "/tlsrpt"
@@ -390,6 +390,16 @@ public final class OutboundQueue: @unchecked Sendable {
             line.append(10)
             _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         }.whenFailure { _ in }
+    }
+
+    var daneTLS: NIOSSLContext?
+    /// A context whose verification is replaced by a DANE check per connection.
+    func daneContext() -> NIOSSLContext? {
+        if let c = daneTLS { return c }
+        var c = TLSConfiguration.makeClientConfiguration()
+        c.certificateVerification = .fullVerification
+        daneTLS = try? NIOSSLContext(configuration: c)
+        return daneTLS
     }
 
     /// A context that verifies certificates against the configured roots (or the system's).
