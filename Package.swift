@@ -88,7 +88,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "PostcellEngine", dependencies: [
-            "CellEngine", "MailCore", "MailStore", "DNS", "MailAuth",
+            "CellEngine", "MailCore", "MailStore", "MailQueue", "DNS", "MailAuth",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import MailCore
 import MailStore
+import MailQueue
 
 struct PostcellEngine: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -95,13 +96,32 @@ struct MailboxCommand: ParsableCommand {
 
 struct QueueCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "queue", abstract: "Look into the outbound queue.",
-                                                    subcommands: [List.self])
+                                                    subcommands: [List.self, Flush.self])
+    struct Flush: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make every deferred message due now (signals the running engine).")
+        @OptionGroup var options: ConfigOption
+        func run() throws {
+            let inspector = try CellInspector(configPath: options.config)
+            let text = String(decoding: try DurableFile.readAll(inspector.dataDirectory + "/run/engine.pid"), as: UTF8.self)
+            guard let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), kill(pid, SIGUSR1) == 0 else {
+                throw ValidationError("the engine is not running")
+            }
+        }
+    }
+
     struct List: ParsableCommand {
         @OptionGroup var options: ConfigOption
         func run() throws {
             let spool = try CellInspector(configPath: options.config).openSpool()
+            let states = try QueueStateFiles(spool: spool)
             for (env, size) in spool.list() {
-                let json: [String: Any] = ["id": env.id, "from": env.from, "recipients": env.recipients, "size": size, "user": env.user ?? NSNull()]
+                var json: [String: Any] = ["id": env.id, "from": env.from, "recipients": env.recipients, "size": size, "user": env.user ?? NSNull()]
+                // Where delivery stands (absent: not tried yet).
+                if let st = states.read(env.id) {
+                    json["attempts"] = st.attempts
+                    json["nextAttempt"] = st.nextAttempt
+                    json["status"] = Dictionary(st.recipients.map { ($0.address, [$0.status.rawValue, $0.lastReply ?? ""]) }, uniquingKeysWith: { a, _ in a })
+                }
                 print(String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), as: UTF8.self))
             }
         }
