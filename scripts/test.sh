@@ -18,6 +18,7 @@ command -v tmux >/dev/null || need_apt+=(tmux)
 command -v kdig >/dev/null || need_apt+=(knot-dnsutils)
 [ -x /usr/sbin/unbound ] || command -v unbound >/dev/null || need_apt+=(unbound)
 [ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd)
+[ -x /usr/sbin/postfix ] || need_apt+=(postfix)
 [ -f /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
 [ -x /usr/sbin/opendkim ] || command -v opendkim >/dev/null || need_apt+=(opendkim)
 [ -f /usr/share/publicsuffix/public_suffix_list.dat ] || need_apt+=(publicsuffix)
@@ -25,8 +26,20 @@ command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Postfix for Tests/Interop/test_outbound_*.py: installed unconfigured (no
+  # /etc/postfix/main.cf, so no system instance starts); the tests run
+  # private instances on 127.0.0.1 with their own configuration directories.
+  if [[ " ${need_apt[*]} " == *" postfix "* ]]; then
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  fi
   apt-get update -qq
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  # Had a configuration been preseeded otherwise: no system Postfix we
+  # installed stays up listening on port 25.
+  if [[ " ${need_apt[*]} " == *" postfix "* ]] && /usr/sbin/postfix status >/dev/null 2>&1; then
+    /usr/sbin/postfix stop >/dev/null 2>&1 || true
+    if command -v systemctl >/dev/null; then systemctl disable --now postfix >/dev/null 2>&1 || true; fi
+  fi
 fi
 if ! python3 -c 'import pytest' 2>/dev/null; then
   echo "== installing pytest"

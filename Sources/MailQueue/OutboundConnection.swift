@@ -198,24 +198,31 @@ final class OutboundConnection: SMTPClientDelegate, @unchecked Sendable {
 
     // MARK: SMTPClientDelegate
 
-    func nextTransaction(_ session: SMTPClientSession) -> (SMTPClientSession.Transaction, ByteBuffer)? {
+    /// Waits until the last transaction's outcome is durable, then takes the next job.
+    var lastRecorded: EventLoopFuture<Void>?
+
+    func nextTransaction(_ session: SMTPClientSession) -> EventLoopFuture<(SMTPClientSession.Transaction, ByteBuffer)?> {
         if !established, configuration.relay == nil {
             queue.tlsReport(domain: destination.key, policyType: dane != nil ? "tlsa" : nil, policy: policy, mx: serverName,
                             result: session.isTLS ? "success" : "starttls-not-supported")
         }
         established = true
-        guard let (job, envelope, message) = queue.takeJob(destination) else { return nil }
-        current = job
-        let needsUTF8 = !envelope.from.utf8.allSatisfy { $0 < 0x80 } || job.recipients.contains { !$0.utf8.allSatisfy { $0 < 0x80 } }
-        let t = SMTPClientSession.Transaction(id: job.id, from: envelope.from, recipients: job.recipients, size: message.count,
-                                              eightBit: message.contains { $0 >= 0x80 }, needsSMTPUTF8: needsUTF8)
-        return (t, ByteBuffer(bytes: message))
+        let gate = lastRecorded ?? queue.loop.makeSucceededVoidFuture()
+        lastRecorded = nil
+        return gate.recover { _ in }.map { () -> (SMTPClientSession.Transaction, ByteBuffer)? in
+            guard let (job, envelope, message) = self.queue.takeJob(self.destination) else { return nil }
+            self.current = job
+            let needsUTF8 = !envelope.from.utf8.allSatisfy { $0 < 0x80 } || job.recipients.contains { !$0.utf8.allSatisfy { $0 < 0x80 } }
+            let t = SMTPClientSession.Transaction(id: job.id, from: envelope.from, recipients: job.recipients, size: message.count,
+                                                  eightBit: message.contains { $0 >= 0x80 }, needsSMTPUTF8: needsUTF8)
+            return (t, ByteBuffer(bytes: message))
+        }
     }
 
     func finished(_ result: SMTPClientSession.TransactionResult, session: SMTPClientSession) {
         guard let job = current else { return }
         current = nil
-        queue.record(job, result.outcomes.map { ($0.recipient, $0.outcome) }, remote: remote)
+        lastRecorded = queue.record(job, result.outcomes.map { ($0.recipient, $0.outcome) }, remote: remote)
     }
 
     func ended(_ failure: SMTPClientSession.Failure?, session: SMTPClientSession) {

@@ -27,9 +27,6 @@ public final class OutboundQueue: @unchecked Sendable {
         var state: QueueEntryState
         /// Jobs of the current attempt not finished yet (0: idle).
         var outstanding = 0
-        /// A state write is under way; another waits for it.
-        var writing = false
-        var writeAgain = false
     }
 
     struct Job {
@@ -252,8 +249,9 @@ public final class OutboundQueue: @unchecked Sendable {
 
     /// The outcome of one job; when the message's attempt is complete, its
     /// next step (retry, report, removal).
-    func record(_ job: Job, _ outcomes: [(String, SMTPClientSession.Outcome)], remote: String?) {
-        guard var entry = entries[job.id] else { return }
+    @discardableResult
+    func record(_ job: Job, _ outcomes: [(String, SMTPClientSession.Outcome)], remote: String?) -> EventLoopFuture<Void> {
+        guard var entry = entries[job.id] else { return loop.makeSucceededVoidFuture() }
         for (r, o) in outcomes {
             let reply = o.reply
             switch o {
@@ -274,14 +272,15 @@ public final class OutboundQueue: @unchecked Sendable {
         entries[job.id] = entry
         if entry.outstanding > 0 {
             // Keep what was delivered even if the engine stops before the rest is done.
-            if outcomes.contains(where: { if case .deferred = $0.1 { return false } else { return true } }) { persist(job.id) }
-            return
+            if outcomes.contains(where: { if case .deferred = $0.1 { return false } else { return true } }) { return persist(job.id) }
+            return loop.makeSucceededVoidFuture()
         }
-        attemptDone(job.id)
+        return attemptDone(job.id)
     }
 
-    func attemptDone(_ id: String) {
-        guard var entry = entries[id] else { return }
+    /// The message's attempt is over: report, then remove it or write when to try again.
+    func attemptDone(_ id: String) -> EventLoopFuture<Void> {
+        guard var entry = entries[id] else { return loop.makeSucceededVoidFuture() }
         let now = clock()
         entry.state.attempts += 1
         entry.state.lastAttempt = now
@@ -313,14 +312,13 @@ public final class OutboundQueue: @unchecked Sendable {
             }
         }
         entries[id] = entry
-        sendReport(id, report).whenComplete { _ in
+        return sendReport(id, report).flatMap { _ -> EventLoopFuture<Void> in
             if self.entries[id]?.state.isDone == true {
                 self.entries[id]!.state.reported = true
-                self.remove(id)
-            } else {
-                self.persist(id)
-                self.schedule(self.entries[id]?.state.nextAttempt ?? .max)
+                return self.remove(id)
             }
+            self.schedule(self.entries[id]?.state.nextAttempt ?? .max)
+            return self.persist(id)
         }
     }
 
@@ -339,33 +337,29 @@ public final class OutboundQueue: @unchecked Sendable {
         }
     }
 
-    /// Writes the message's state (one write at a time per message).
-    func persist(_ id: String) {
-        guard var entry = entries[id] else { return }
-        if entry.writing { entry.writeAgain = true; entries[id] = entry; return }
-        entry.writing = true
-        entries[id] = entry
+    /// Writes the message's state; the future completes once it is durable.
+    /// Writes run in order on the one blocking thread, so the last one wins.
+    @discardableResult
+    func persist(_ id: String) -> EventLoopFuture<Void> {
+        guard let entry = entries[id] else { return loop.makeSucceededVoidFuture() }
         let state = entry.state, files = self.files, tmp = spool.directory + "/tmp"
-        pool.runIfActive(eventLoop: loop) { try files.write(state, tmpDirectory: tmp) }.whenComplete { result in
-            if case .failure(let e) = result { self.logger.error("cannot write queue state", metadata: ["queue": "\(id)", "error": "\(e)"]) }
-            guard self.entries[id] != nil else { return }
-            self.entries[id]!.writing = false
-            if self.entries[id]!.writeAgain {
-                self.entries[id]!.writeAgain = false
-                self.persist(id)
-            }
-        }
+        let done = pool.runIfActive(eventLoop: loop) { try files.write(state, tmpDirectory: tmp) }
+        done.whenFailure { e in self.logger.error("cannot write queue state", metadata: ["queue": "\(id)", "error": "\(e)"]) }
+        return done
     }
 
     /// The message is done: its file goes first (durably), then its state.
-    func remove(_ id: String) {
+    @discardableResult
+    func remove(_ id: String) -> EventLoopFuture<Void> {
         entries[id] = nil
         let spool = self.spool, files = self.files
-        pool.runIfActive(eventLoop: loop) {
+        let done = pool.runIfActive(eventLoop: loop) {
             DurableFile.remove(spool.directory + "/outbound/\(id).msg")
-            try? DurableFile.syncDirectory(spool.directory + "/outbound")
+            try DurableFile.syncDirectory(spool.directory + "/outbound")
             files.remove(id)
-        }.whenFailure { e in self.logger.error("cannot remove queued message", metadata: ["queue": "\(id)", "error": "\(e)"]) }
+        }
+        done.whenFailure { e in self.logger.error("cannot remove queued message", metadata: ["queue": "\(id)", "error": "\(e)"]) }
+        return done
     }
 
     // MARK: TLS

@@ -5,8 +5,11 @@ import NIOTLS
 /// What an outgoing connection asks of whoever runs it (the outbound
 /// queue). Called on the channel's event loop.
 public protocol SMTPClientDelegate: AnyObject {
-    /// The next message for this server, with its bytes; nil ends the connection (QUIT).
-    func nextTransaction(_ session: SMTPClientSession) -> (SMTPClientSession.Transaction, ByteBuffer)?
+    /// The next message for this server, with its bytes; nil ends the
+    /// connection (QUIT). The future may wait (until the outcome of the
+    /// previous transaction is on disk, so a crash re-sends at most one
+    /// message per connection).
+    func nextTransaction(_ session: SMTPClientSession) -> EventLoopFuture<(SMTPClientSession.Transaction, ByteBuffer)?>
     func finished(_ result: SMTPClientSession.TransactionResult, session: SMTPClientSession)
     /// The connection is over: nil after QUIT, else why it failed.
     func ended(_ failure: SMTPClientSession.Failure?, session: SMTPClientSession)
@@ -146,12 +149,15 @@ public final class SMTPClientHandler: ChannelInboundHandler {
                     context.writeAndFlush(wrapOutboundOut(out), promise: nil)
                 }
             case .ready:
-                if let (t, b) = delegate.nextTransaction(session) {
-                    body = b
-                    perform(session.begin(t), context)
-                    return
+                delegate.nextTransaction(session).whenComplete { result in
+                    guard !self.ended else { return }
+                    if case .success(let next?) = result {
+                        self.body = next.1
+                        self.perform(self.session.begin(next.0), context)
+                    } else {
+                        self.perform(self.session.quit(), context)
+                    }
                 }
-                perform(session.quit(), context)
                 return
             case .finished(let result):
                 body = nil
