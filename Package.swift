@@ -77,7 +77,7 @@ let package = Package(
         ]),
         // Engine wiring: configuration, listeners, backends, reload, shutdown.
         .target(name: "CellEngine", dependencies: [
-            "MailCore", "SMTP", "IMAP", "POP3", "MailStore", "MailQueue", "DNS", "MailAuth",
+            "MailCore", "SMTP", "IMAP", "POP3", "MailStore", "MailQueue", "DNS", "MailAuth", "MIME",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -65,6 +65,9 @@ public struct CellConfiguration: Codable, Sendable {
     public var trustedProxies: [String]?
     public var dns: DNS?
     public var listeners: [Listener]
+    /// Inbound checks and DKIM signing (CellConfiguration+Authentication.swift).
+    public var authentication: Authentication?
+    public var dkim: [DKIMKey]?
 
     public struct Invalid: Error, CustomStringConvertible {
         public var description: String
@@ -109,7 +112,8 @@ public struct CellConfiguration: Codable, Sendable {
     }
 
     static let knownKeys: [String: Set<String>] = [
-        "": ["hostname", "dataDirectory", "domains", "users", "aliases", "recipientDelimiter", "quota", "limits", "auth", "tls", "trustedProxies", "dns", "listeners"],
+        "": ["hostname", "dataDirectory", "domains", "users", "aliases", "recipientDelimiter", "quota", "limits", "auth", "tls", "trustedProxies", "dns", "listeners",
+             "authentication", "dkim"],
         "users": ["address", "password", "quotaBytes", "addresses"],
         "quota": ["cellBytes", "userBytes"],
         "limits": ["maxMessageBytes", "maxRecipients", "maxCommandLineBytes", "maxCommandsPerSession", "maxErrorsPerSession", "idleTimeoutSeconds", "maxConnections", "maxConnectionsPerIP"],
@@ -117,7 +121,7 @@ public struct CellConfiguration: Codable, Sendable {
         "tls": ["certificate", "key"],
         "dns": ["servers", "timeoutMs", "attempts", "trustAD"],
         "listeners": ["name", "role", "address", "path", "implicitTLS", "proxyProtocol"],
-    ]
+    ].merging(authenticationKnownKeys) { a, _ in a }
 
     static func rejectUnknownKeys(_ bytes: [UInt8]) throws {
         guard let top = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
@@ -178,6 +182,7 @@ public struct CellConfiguration: Codable, Sendable {
         if let t = dns?.timeoutMs, !(1...60_000).contains(t) { throw Invalid("dns.timeoutMs must be 1 to 60000") }
         if let a = dns?.attempts, !(1...10).contains(a) { throw Invalid("dns.attempts must be 1 to 10") }
         if (tls?.certificate == nil) != (tls?.key == nil) { throw Invalid("tls needs both certificate and key") }
+        try validateAuthentication()
     }
 }
 
