@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
         .testTarget(name: "MailAuthTests", dependencies: ["MailAuth", "DNS", "TestSupport"]),
         .testTarget(name: "CellEngineTests", dependencies: [
-            "CellEngine", "MailCore", "MailStore", "MailQueue",
+            "CellEngine", "MailCore", "MailStore", "MailQueue", "MailAuth", "SMTP",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),

@@ -360,3 +360,44 @@ def test_bad_authentication_section_is_refused(make_cell):
         cell.start(timeout=20)
     assert "dmarcEnforcement" in str(e.value), str(e.value)
     cell.proc = None
+
+
+# --- messages over the in-memory limit (1 MiB): written as they come, then rewritten
+
+def big_body():
+    line = b"0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789\r\n"
+    return line * (1_600_000 // len(line))
+
+
+def test_large_inbound_message_is_checked(make_cell, knot, keys):
+    cell = make_cell(checking(knot.server))
+    forged = ("Authentication-Results", f"{AUTHSERV}; dmarc=pass header.from=good.test")
+    msg = build_message([("From", "sender@good.test"), ("To", ALICE), ("Subject", "big"), forged], big_body())
+    signed = dkim.sign(msg, b"sel", b"good.test", keys["good"][0].read_bytes()) + msg
+    code, text = send_mx(cell, "127.0.0.2", "bounce@good.test", signed)
+    assert code == 250, text
+    [m] = cell.messages(ALICE)
+    raw = cell.message_bytes(ALICE, m["uid"])
+    [ar] = auth_results(raw)
+    assert (method_results(ar, "dkim"), method_results(ar, "dmarc")) == (["pass"], ["pass"]), ar
+    assert raw.endswith(big_body()) and raw.count(b"Authentication-Results:") == 1
+    assert m["size"] == len(raw)
+    assert not list((cell.dir / "store" / "tmp").iterdir())
+    ok, report = cell.check()
+    assert ok, report
+
+
+def test_large_submission_is_signed(make_cell, keys, knot):
+    cell = signing_cell(make_cell, keys, knot)
+    msg = build_message([("From", ALICE), ("To", "carol@remote.test"), ("Subject", "big signed")], big_body())
+    with smtplib.SMTP_SSL(HOST, cell.port("submissions"), context=insecure_tls_context(), timeout=30) as s:
+        s.login(ALICE, USERS[ALICE])
+        assert s.sendmail(ALICE, ["carol@remote.test", BOB], msg) == {}
+    [spooled] = spooled_messages(cell)
+    lookup = published_key(knot)
+    for i in range(2):
+        assert dkim.DKIM(spooled).verify(idx=i, dnsfunc=lookup), f"signature {i} does not verify"
+    # The local copy is the same signed file.
+    [m] = cell.messages(BOB)
+    assert cell.message_bytes(BOB, m["uid"]) == spooled
+    assert not list((cell.dir / "store" / "tmp").iterdir())
