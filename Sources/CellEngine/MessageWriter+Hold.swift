@@ -45,6 +45,13 @@ extension MessageWriter {
 
     /// Whether this transaction's message must be held, and for what.
     static func hold(engine: EngineState, context: SMTPSessionContext, transaction: SMTPTransaction) -> MessageHold? {
+        guard var hold = purpose(engine: engine, context: context, transaction: transaction) else { return nil }
+        // SIZE= (RFC 1870), when given, spares the array its regrowths.
+        if let size = transaction.parameters.size, size > 0 { hold.bytes.reserveCapacity(min(size, maxHeldBytes) + 256) }
+        return hold
+    }
+
+    static func purpose(engine: EngineState, context: SMTPSessionContext, transaction: SMTPTransaction) -> MessageHold? {
         let s = engine.snapshot
         let setup = s.mailAuth
         switch context.role {
