@@ -1,7 +1,6 @@
 import DNS
 import MailAuth
 import NIOCore
-import Synchronization
 
 /// The checks on one message received by an `mx` listener, started as soon
 /// as their inputs are known so that their DNS questions overlap the
@@ -9,9 +8,10 @@ import Synchronization
 ///
 /// - at DATA (or the first BDAT): SPF for MAIL FROM and for HELO (RFC 7208
 ///   §2.3, §2.4), which need only the envelope;
-/// - when the header section is in: DMARC policy discovery for the From
-///   domains (RFC 7489 §6.6.3) and the key lookups of every DKIM-Signature
-///   field (RFC 6376 §6.1.2);
+/// - when the header section is in: the DNS questions of DMARC policy
+///   discovery for the From domains (RFC 7489 §6.6.3) and the key lookups of
+///   every DKIM-Signature field (RFC 6376 §6.1.2), whose answers wait in the
+///   resolver's cache;
 /// - at the end of data (`finish`): DKIM verification over the whole
 ///   message, then DMARC evaluation, which are CPU only by then.
 ///
@@ -24,17 +24,19 @@ final class InboundChecks: Sendable {
     }
 
     let setup: MailAuthSetup
-    let dns: PrefetchingDNS
+    let dns: any MailAuthDNS
+    /// Starts a TXT lookup whose answer lands in the resolver's cache, for
+    /// `finish` to find there (no task, no waiting: called on the event loop).
+    let prefetch: @Sendable (String) -> Void
     let spf: Task<SPFOutcome, Never>
-    let discoveries = Mutex<[String: Task<DMARCDiscovery, Never>]>([:])
 
     /// `client`: the SMTP client's address as text (nil for a unix-socket peer
     /// without PROXY header: SPF is then not evaluated).
-    init(setup: MailAuthSetup, dns base: any MailAuthDNS, client: String?, helo: String, mailFrom: String,
-         receiver: String, clock: @escaping @Sendable () -> Int64) {
+    init(setup: MailAuthSetup, dns: any MailAuthDNS, prefetch: @escaping @Sendable (String) -> Void = { _ in },
+         client: String?, helo: String, mailFrom: String, receiver: String, clock: @escaping @Sendable () -> Int64) {
         self.setup = setup
-        let dns = PrefetchingDNS(base)
         self.dns = dns
+        self.prefetch = prefetch
         let checker = SPFChecker(dns: dns, receiver: receiver, now: clock)
         let ip = client.flatMap { MailAuth.IPAddress($0) }
         spf = Task {
@@ -45,39 +47,44 @@ final class InboundChecks: Sendable {
                 return SPFOutcome(mailFrom: nil, results: [none])
             }
             // RFC 7208 §2.3: HELO is checked on its own as well, when it is a
-            // name and not already the identity (null sender, §2.4).
-            let checkHelo = !mailFrom.isEmpty && SPFIdentity.isValidDomain(helo)
+            // name and not already the identity (null sender, §2.4). When it
+            // is the MAIL FROM domain the same record gives the same answer.
+            let sameName = SPFIdentity.queryName(helo).lowercased() == SPFIdentity.queryName(SPFIdentity.domain(of: mailFrom)).lowercased()
+            let checkHelo = !mailFrom.isEmpty && !sameName && SPFIdentity.isValidDomain(helo)
             async let heloVerdict: SPFVerdict? = checkHelo ? checker.checkHelo(ip: ip, helo: helo) : nil
             let main = await checker.checkMailFrom(ip: ip, mailFrom: mailFrom, helo: helo)
             var out = SPFOutcome(mailFrom: main, results: [.spf(main, mailFrom: mailFrom, helo: helo)])
-            if let h = await heloVerdict { out.results.append(.spf(h, mailFrom: "", helo: helo)) }
+            if let h = await heloVerdict {
+                out.results.append(.spf(h, mailFrom: "", helo: helo))
+            } else if !mailFrom.isEmpty, sameName {
+                var h = main
+                h.domain = SPFIdentity.queryName(helo)
+                out.results.append(.spf(h, mailFrom: "", helo: helo))
+            }
             return out
         }
     }
 
     var dmarcChecker: DMARCChecker? { setup.suffixes.map { DMARCChecker(dns: dns, suffixes: $0) } }
 
-    /// The header section is complete: start DMARC discovery and the DKIM key
-    /// lookups. `header` holds at least the section.
+    /// The header section is complete: start the DMARC policy lookups
+    /// (RFC 7489 §6.6.3: the From domain's, and its Organizational Domain's)
+    /// and the DKIM key lookups, so that their answers are cached by the end
+    /// of data. `header` holds at least the section.
     func headerReceived(_ header: [UInt8], _ section: HeaderSection) {
-        if let checker = dmarcChecker {
+        if let suffixes = setup.suffixes {
             let domains = FromDomains.of(header, section)
             if domains.count <= InboundPolicy.maxFromDomains {
-                for d in domains { _ = discovery(d, checker) }
+                for d in domains {
+                    prefetch("_dmarc." + d)
+                    let organizational = suffixes.organizationalDomain(of: d)
+                    if organizational != d { prefetch("_dmarc." + organizational) }
+                }
             }
         }
         guard section.fields.contains(where: { $0.name == "dkim-signature" }), let end = section.end else { return }
         let v = DKIMVerification(message: DKIMMessage(Array(header[..<end])), now: 0)
-        for case .needsKey(let name, _) in v.steps { dns.prefetchTXT(name) }
-    }
-
-    func discovery(_ domain: String, _ checker: DMARCChecker) -> Task<DMARCDiscovery, Never> {
-        discoveries.withLock { d in
-            if let t = d[domain] { return t }
-            let t = Task { await checker.discover(fromDomain: domain) }
-            d[domain] = t
-            return t
-        }
+        for case .needsKey(let name, _) in v.steps { prefetch(name) }
     }
 
     /// The verdicts for the whole message (`now`: seconds since the epoch,
@@ -109,7 +116,7 @@ final class InboundChecks: Sendable {
         }
         var rng = SystemRandomNumberGenerator()
         for d in domains {
-            let discovery = await self.discovery(d, checker).value
+            let discovery = await checker.discover(fromDomain: d)
             let v = checker.evaluate(discovery, fromDomain: d, spf: spfInput, dkim: dkimInput, using: &rng)
             verdict.dmarc.append(InboundPolicy.settle(v, spf: spf.mailFrom, dkim: verdict.dkim) { checker.aligned($0, d, $1) })
         }
@@ -117,42 +124,5 @@ final class InboundChecks: Sendable {
     }
 
     /// The message was abandoned: stop what has not started.
-    func cancel() {
-        spf.cancel()
-        for t in discoveries.withLock({ Array($0.values) }) { t.cancel() }
-    }
-}
-
-/// A `MailAuthDNS` that remembers the TXT lookups of one message, so that a
-/// lookup started early (a DKIM key, while the body is still arriving) is
-/// not asked again when the verifier needs it. Other types pass through.
-final class PrefetchingDNS: MailAuthDNS, Sendable {
-    let base: any MailAuthDNS
-    let txts = Mutex<[String: Task<DNSLookup<[[UInt8]]>, Never>]>([:])
-
-    init(_ base: any MailAuthDNS) { self.base = base }
-
-    static func key(_ name: String) -> String {
-        var n = name.lowercased()
-        if n.hasSuffix(".") { n.removeLast() }
-        return n
-    }
-
-    func prefetchTXT(_ name: String) { _ = lookup(name) }
-
-    func lookup(_ name: String) -> Task<DNSLookup<[[UInt8]]>, Never> {
-        let base = self.base
-        return txts.withLock { t in
-            if let existing = t[Self.key(name)] { return existing }
-            let task = Task { await base.txt(name) }
-            t[Self.key(name)] = task
-            return task
-        }
-    }
-
-    func txt(_ name: String) async -> DNSLookup<[[UInt8]]> { await lookup(name).value }
-    func a(_ name: String) async -> DNSLookup<[[UInt8]]> { await base.a(name) }
-    func aaaa(_ name: String) async -> DNSLookup<[[UInt8]]> { await base.aaaa(name) }
-    func mx(_ name: String) async -> DNSLookup<[(preference: UInt16, exchange: String)]> { await base.mx(name) }
-    func ptr(_ address: [UInt8]) async -> DNSLookup<[String]> { await base.ptr(address) }
+    func cancel() { spf.cancel() }
 }

@@ -1,3 +1,4 @@
+import DNS
 import MailAuth
 import MailCore
 import MailStore
@@ -57,8 +58,13 @@ extension MessageWriter {
         switch context.role {
         case .mx:
             guard setup.checks else { return nil }
+            let resolver = s.resolver, loop = engine.eventLoop
             let checks = InboundChecks(
-                setup: setup, dns: ResolverMailAuthDNS(resolver: s.resolver, eventLoop: engine.eventLoop),
+                setup: setup, dns: ResolverMailAuthDNS(resolver: resolver, eventLoop: loop),
+                prefetch: { name in
+                    guard let n = DNSName(name), resolver.cached(n, .txt) == nil else { return }
+                    _ = resolver.query(n, .txt, on: loop)
+                },
                 client: context.client.host, helo: context.helo ?? "", mailFrom: transaction.sender.address?.description ?? "",
                 receiver: s.config.hostname, clock: engine.clock)
             return MessageHold(purpose: .check(checks), setup: setup)

@@ -254,25 +254,15 @@ import Testing
         #expect(unknown.dmarc.map(\.result) == [.fail])
     }
 
-    @Test func prefetchedLookupsAreAskedOnce() async {
-        final class Counting: MailAuthDNS, @unchecked Sendable {
-            var asked: [String] = []
-            let lock = NSLock()
-            func txt(_ name: String) async -> DNSLookup<[[UInt8]]> {
-                lock.withLock { asked.append(name) }
-                return .nxDomain
-            }
-            func a(_ name: String) async -> DNSLookup<[[UInt8]]> { .nxDomain }
-            func aaaa(_ name: String) async -> DNSLookup<[[UInt8]]> { .nxDomain }
-            func mx(_ name: String) async -> DNSLookup<[(preference: UInt16, exchange: String)]> { .nxDomain }
-            func ptr(_ address: [UInt8]) async -> DNSLookup<[String]> { .nxDomain }
-        }
-        let base = Counting()
-        let dns = PrefetchingDNS(base)
-        dns.prefetchTXT("s1._domainkey.good.test")
-        _ = await dns.txt("S1._domainkey.good.test.")
-        _ = await dns.txt("s1._domainkey.good.test")
-        #expect(base.asked == ["s1._domainkey.good.test"])
+    /// The header section starts the DMARC and DKIM key lookups.
+    @Test func headerStartsTheLookups() {
+        let asked = NSLockedNames()
+        let setup = MailAuthSetup(checks: true, authservID: "mx.cell.test", suffixes: Self.suffixes)
+        let checks = InboundChecks(setup: setup, dns: StaticMailAuthDNS(), prefetch: { asked.add($0) }, client: nil,
+                                   helo: "h.test", mailFrom: "", receiver: "mx.cell.test", clock: { 0 })
+        let header = Array("DKIM-Signature: v=1; a=ed25519-sha256; d=good.test; s=s1; h=from; bh=AAAA; b=AAAA\r\nFrom: a@news.good.test\r\n\r\n".utf8)
+        checks.headerReceived(header, HeaderSection(header))
+        #expect(asked.names == ["_dmarc.news.good.test", "_dmarc.good.test", "s1._domainkey.good.test"])
     }
 }
 
@@ -336,4 +326,11 @@ import Testing
         let noList = try load(#", "authentication": {"publicSuffixList": "/nonexistent/psl.dat"}"#)
         #expect(throws: CellConfiguration.Invalid.self) { try MailAuthSetup(noList, dataDirectory: dir, previous: nil) }
     }
+}
+
+final class NSLockedNames: @unchecked Sendable {
+    let lock = NSLock()
+    private var list: [String] = []
+    func add(_ name: String) { lock.withLock { list.append(name) } }
+    var names: [String] { lock.withLock { list } }
 }
