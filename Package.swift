@@ -79,7 +79,7 @@ let package = Package(
         ]),
         // Engine wiring: configuration, listeners, backends, reload, shutdown.
         .target(name: "CellEngine", dependencies: [
-            "MailCore", "SMTP", "IMAP", "POP3", "MailStore", "MailQueue", "DNS", "MailAuth",
+            "MailCore", "SMTP", "IMAP", "POP3", "MailStore", "MailQueue", "DNS", "MailAuth", "MIME",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -107,7 +107,7 @@ let package = Package(
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
         .testTarget(name: "MailAuthTests", dependencies: ["MailAuth", "DNS", "TestSupport"]),
         .testTarget(name: "CellEngineTests", dependencies: [
-            "CellEngine", "MailCore", "MailStore", "MailQueue",
+            "CellEngine", "MailCore", "MailStore", "MailQueue", "MailAuth", "SMTP",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),

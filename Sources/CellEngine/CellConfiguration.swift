@@ -95,6 +95,9 @@ public struct CellConfiguration: Codable, Sendable {
     public var dns: DNS?
     public var outbound: Outbound?
     public var listeners: [Listener]
+    /// Inbound checks and DKIM signing (CellConfiguration+Authentication.swift).
+    public var authentication: Authentication?
+    public var dkim: [DKIMKey]?
 
     public struct Invalid: Error, CustomStringConvertible {
         public var description: String
@@ -139,7 +142,8 @@ public struct CellConfiguration: Codable, Sendable {
     }
 
     static let knownKeys: [String: Set<String>] = [
-        "": ["hostname", "dataDirectory", "domains", "users", "aliases", "recipientDelimiter", "quota", "limits", "auth", "tls", "trustedProxies", "dns", "outbound", "listeners"],
+        "": ["hostname", "dataDirectory", "domains", "users", "aliases", "recipientDelimiter", "quota", "limits", "auth", "tls", "trustedProxies", "dns", "outbound", "listeners",
+             "authentication", "dkim"],
         "users": ["address", "password", "quotaBytes", "addresses"],
         "quota": ["cellBytes", "userBytes"],
         "limits": ["maxMessageBytes", "maxRecipients", "maxCommandLineBytes", "maxCommandsPerSession", "maxErrorsPerSession", "idleTimeoutSeconds", "maxConnections", "maxConnectionsPerIP"],
@@ -151,7 +155,7 @@ public struct CellConfiguration: Codable, Sendable {
                      "commandTimeoutMs", "trustRoots", "relay"],
         "outbound.relay": ["host", "port", "path", "tls", "username", "passwordFile", "verifyCertificate"],
         "listeners": ["name", "role", "address", "path", "implicitTLS", "proxyProtocol"],
-    ]
+    ].merging(authenticationKnownKeys) { a, _ in a }
 
     static func rejectUnknownKeys(_ bytes: [UInt8]) throws {
         guard let top = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
@@ -215,6 +219,7 @@ public struct CellConfiguration: Codable, Sendable {
         if let t = dns?.timeoutMs, !(1...60_000).contains(t) { throw Invalid("dns.timeoutMs must be 1 to 60000") }
         if let a = dns?.attempts, !(1...10).contains(a) { throw Invalid("dns.attempts must be 1 to 10") }
         if (tls?.certificate == nil) != (tls?.key == nil) { throw Invalid("tls needs both certificate and key") }
+        try validateAuthentication()
         try validateOutbound()
     }
 

@@ -62,13 +62,15 @@ public final class Engine: @unchecked Sendable {
         if let p = previous, p.config.dns == config.dns { resolver = p.resolver } else {
             resolver = DNSResolver(configuration: config.resolverConfiguration())
         }
-        return Snapshot(
+        var snapshot = Snapshot(
             config: config, directory: try CellDirectory(config),
             tls: try TLSSetup.context(config: config, dataDirectory: dataDirectory),
             trusted: (config.trustedProxies ?? []).compactMap(PeerMatcher.init),
             authPolicy: .init(maxPerIP: a?.maxFailuresPerIP ?? 10, maxPerAccount: a?.maxFailuresPerAccount ?? 20,
                               window: Int64(a?.windowSeconds ?? 900), lockout: Int64(a?.lockoutSeconds ?? 900)),
             resolver: resolver)
+        snapshot.mailAuth = try MailAuthSetup(config, dataDirectory: dataDirectory, previous: previous?.mailAuth)
+        return snapshot
     }
 
     /// Starts everything; returns once listeners are bound.

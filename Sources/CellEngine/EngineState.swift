@@ -24,6 +24,8 @@ struct Snapshot: Sendable {
     /// The stub resolver (docs/CELL-CONFIG.md `dns`): kept, cache and all,
     /// across reloads that leave the `dns` section as it was.
     var resolver: DNSResolver
+    /// Inbound checks and DKIM signing keys (MailAuthSetup, DKIMSigning.swift).
+    var mailAuth = MailAuthSetup()
 
     var limits: CellConfiguration.Limits { config.limits ?? .init() }
 }
@@ -225,6 +227,6 @@ final class EngineState: SMTPServerBackend, @unchecked Sendable {
     }
 
     func openMessage(_ transaction: SMTPTransaction, context: SMTPSessionContext, eventLoop: EventLoop) -> SMTPMessageSink {
-        MessageWriter(engine: self, context: context, smtpUTF8: transaction.parameters.smtpUTF8, eventLoop: eventLoop, now: clock())
+        MessageWriter(engine: self, context: context, transaction: transaction, eventLoop: eventLoop, now: clock())
     }
 }

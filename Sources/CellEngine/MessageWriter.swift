@@ -1,3 +1,4 @@
+import Logging
 import MailCore
 import MailQueue
 import MailStore
@@ -10,7 +11,9 @@ import Glibc
 /// The engine's `SMTPMessageSink`: writes the trace header and the content to
 /// a file in `store/tmp/` as it arrives, holding only the header section in
 /// memory (to add `Message-ID:`/`Date:` on submission), then hands the file
-/// to the group-commit scheduler.
+/// to the group-commit scheduler. A message that inbound checks or DKIM
+/// signing must see whole first is held in memory instead (MessageHold,
+/// MessageWriter+Hold.swift).
 final class MessageWriter: SMTPMessageSink {
     let engine: EngineState
     let context: SMTPSessionContext
@@ -24,11 +27,13 @@ final class MessageWriter: SMTPMessageSink {
     static let maxHeldHeader = 256 * 1024
 
     let smtpUTF8: Bool
+    /// Set while the message is held in memory until the end of data.
+    var hold: MessageHold?
 
-    init(engine: EngineState, context: SMTPSessionContext, smtpUTF8: Bool, eventLoop: EventLoop, now: Int64) {
+    init(engine: EngineState, context: SMTPSessionContext, transaction: SMTPTransaction, eventLoop: EventLoop, now: Int64) {
         self.engine = engine
         self.context = context
-        self.smtpUTF8 = smtpUTF8
+        self.smtpUTF8 = transaction.parameters.smtpUTF8
         self.eventLoop = eventLoop
         self.received = now
         do {
@@ -38,10 +43,15 @@ final class MessageWriter: SMTPMessageSink {
         } catch {
             openFailure = .storage("\(error)")
         }
+        if message != nil { hold = MessageWriter.hold(engine: engine, context: context, transaction: transaction) }
     }
 
     func append(_ bytes: inout ByteBuffer) {
         guard let message else { return }
+        if hold != nil && !hold!.spilled {
+            appendHeld(&bytes)
+            return
+        }
         if headerDone {
             bytes.withUnsafeReadableBytes { message.write($0) }
             return
@@ -71,13 +81,20 @@ final class MessageWriter: SMTPMessageSink {
         headerDone = true
         var prefix = receivedHeader()
         if context.role == .submission {
-            let fields = MessageWriter.fieldNames(Array(header[0..<(end > 0 ? end : header.count)]))
-            if !fields.contains("message-id") { prefix += Array("Message-ID: <\(message.id)@\(engine.hostname)>\r\n".utf8) }
-            if !fields.contains("date") { prefix += Array("Date: \(RFC5322Date.format(received))\r\n".utf8) }
+            prefix += addedFields(MessageWriter.fieldNames(Array(header[0..<(end > 0 ? end : header.count)])), id: message.id)
         }
         message.write(prefix)
         message.write(header)
         header = []
+    }
+
+    /// What submission adds to a header without them (RFC 5322 §3.6: Date
+    /// and, SHOULD, Message-ID; RFC 6409 §8.2, §8.3).
+    func addedFields(_ names: Set<String>, id: String) -> [UInt8] {
+        var out: [UInt8] = []
+        if !names.contains("message-id") { out += Array("Message-ID: <\(id)@\(engine.hostname)>\r\n".utf8) }
+        if !names.contains("date") { out += Array("Date: \(RFC5322Date.format(received))\r\n".utf8) }
+        return out
     }
 
     /// Lower-cased names of the header fields (continuation lines skipped).
@@ -109,9 +126,16 @@ final class MessageWriter: SMTPMessageSink {
     }
 
     func commit(_ transaction: SMTPTransaction) -> EventLoopFuture<SMTPReply> {
+        if hold != nil { return commitHeld(transaction) }
         if !headerDone { writeHeader(through: 0) }
         guard let message else { return eventLoop.makeSucceededFuture(MessageWriter.reply(for: openFailure!)) }
         self.message = nil
+        return store(message, transaction, mailbox: "INBOX", summary: "")
+    }
+
+    /// Hands the written message to the scheduler: local recipients' `mailbox`
+    /// (INBOX, or Junk for quarantined mail), the outbound spool for remote ones.
+    func store(_ message: IncomingMessage, _ transaction: SMTPTransaction, mailbox: String, summary: String) -> EventLoopFuture<SMTPReply> {
         let directory = engine.directory
         var localUsers: [String] = []
         var remote: [String] = []
@@ -144,7 +168,7 @@ final class MessageWriter: SMTPMessageSink {
             var quotas: [Int64: Int64] = [:]
             for u in localUsers {
                 guard let id = engine.store.userID(u) else { continue }
-                recipients.append((id, "INBOX"))
+                recipients.append((id, mailbox))
                 quotas[id] = directory.users[u]?.quotaBytes ?? 0
             }
             delivery = Delivery(message: message, recipients: recipients, userQuotas: quotas,
@@ -163,7 +187,10 @@ final class MessageWriter: SMTPMessageSink {
             switch result {
             case .success(let id):
                 engineRef.notifyChanged(notified)
-                logger.info("accepted", metadata: ["session": "\(session)", "id": "\(id)", "local": "\(localCount)", "remote": "\(remoteCount)", "size": "\(size)"])
+                var metadata: Logger.Metadata = ["session": "\(session)", "id": "\(id)", "local": "\(localCount)", "remote": "\(remoteCount)", "size": "\(size)"]
+                if !summary.isEmpty { metadata["auth"] = "\(summary)" }
+                if mailbox != "INBOX" { metadata["mailbox"] = "\(mailbox)" }
+                logger.info("accepted", metadata: metadata)
                 return SMTPReply(250, "2.0.0", "Ok: queued as \(id)")
             case .failure(let f):
                 logger.warning("not stored", metadata: ["session": "\(session)", "reason": "\(f)"])
@@ -181,6 +208,8 @@ final class MessageWriter: SMTPMessageSink {
     }
 
     func discard() {
+        if case .check(let checks) = hold?.purpose { checks.cancel() }
+        hold = nil
         message?.discard()
         message = nil
     }

@@ -124,6 +124,13 @@ public final class DNSResolver: Sendable {
         return promise.futureResult
     }
 
+    /// The cached answer for `name`/`type`, if any: a caller that is not on
+    /// the event loop gets it without a hop there.
+    public func cached(_ name: DNSName, _ type: DNSType) -> DNSAnswer? {
+        let now = NIODeadline.now().uptimeNanoseconds
+        return cache.withLock { $0.lookup(DNSQuestion(name: name, type: type), now: now) }
+    }
+
     /// Forgets every cached answer.
     public func flush() { cache.withLock { $0.removeAll() } }
 

@@ -54,7 +54,9 @@ public struct ResolverMailAuthDNS: MailAuthDNS {
     func ask<T: Sendable>(_ text: String, _ type: DNSType, _ pick: @escaping @Sendable (DNSRData) -> T?) async -> DNSLookup<[T]> {
         guard let name = DNSName(text) else { return .nxDomain }
         do {
-            let answer = try await resolver.query(name, type, on: eventLoop).get()
+            // A cached answer needs no trip through the event loop.
+            let answer: DNSAnswer
+            if let hit = resolver.cached(name, type) { answer = hit } else { answer = try await resolver.query(name, type, on: eventLoop).get() }
             switch answer.rcode {
             case .nxDomain: return .nxDomain
             case .noError:

@@ -304,10 +304,14 @@ public final class MailStore: @unchecked Sendable {
                     try db.execute(sql: "INSERT INTO blobs(id, size, refs) VALUES (?, ?, ?)",
                                    arguments: [d.message.id, size, d.recipients.count])
                     for r in d.recipients {
-                        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+                        let next = """
                             UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
                             WHERE user_id = ? AND name = ? RETURNING id, uidnext - 1 AS uid, highestmodseq
-                            """), arguments: [r.user, r.mailbox]) else {
+                            """
+                        // A mailbox other than INBOX (Junk) may have been deleted
+                        // or renamed by the user: the message goes to INBOX then.
+                        guard let row = try Row.fetchOne(db.cachedStatement(sql: next), arguments: [r.user, r.mailbox])
+                                ?? (r.mailbox == "INBOX" ? nil : Row.fetchOne(db.cachedStatement(sql: next), arguments: [r.user, "INBOX"])) else {
                             throw StoreFailure.storage("no mailbox \(r.mailbox) for user \(r.user)")
                         }
                         try db.cachedStatement(sql: """

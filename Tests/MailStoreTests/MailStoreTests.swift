@@ -42,6 +42,26 @@ import Testing
         #expect(boxes.first { $0.name == "Junk" }?.specialUse == "\\Junk")
     }
 
+    /// Quarantined mail goes to Junk; a user who deleted or renamed Junk gets
+    /// it in the INBOX, and the rest of the batch is not harmed.
+    @Test func deliveryToAMissingMailboxGoesToInbox() throws {
+        let store = try MailStore(directory: tempDir())
+        try store.ensureUsers(["alice@example.test", "bob@example.test"], now: 1)
+        let a = store.userID("alice@example.test")!, b = store.userID("bob@example.test")!
+        try store.deleteMailbox(user: "alice@example.test", name: "Junk")
+        let results = store.commit([
+            Delivery(message: try message(store, "Subject: q\r\n\r\nx\r\n"), recipients: [(a, "Junk"), (b, "Junk")],
+                     userQuotas: [:], cellQuota: 0, internalDate: 1),
+            Delivery(message: try message(store, "Subject: ok\r\n\r\ny\r\n"), recipients: [(b, "INBOX")],
+                     userQuotas: [:], cellQuota: 0, internalDate: 2),
+        ])
+        #expect(results.allSatisfy { if case .success = $0 { true } else { false } })
+        #expect(try store.messages(user: "alice@example.test", mailbox: "INBOX").count == 1)
+        #expect(try store.messages(user: "bob@example.test", mailbox: "Junk").count == 1)
+        #expect(try store.messages(user: "bob@example.test", mailbox: "INBOX").count == 1)
+        #expect(try store.check() == [])
+    }
+
     /// RFC 3463: 4.2.2 while it may clear, 5.2.2 when the message can never fit.
     @Test func quotas() throws {
         let store = try MailStore(directory: tempDir())

@@ -18,6 +18,10 @@
 #                             this % of the machine's CPU is discarded and
 #                             repeated (BUSY_RETRIES [3] times, BUSY_PAUSE [20] s apart)
 #   QUIET_WAIT [300]          seconds to wait at the start for a quiet machine
+#   AUTH_CHECKS [off]         the engine's inbound SPF/DKIM/DMARC checks: off; none (on,
+#                             a Knot on 127.0.0.1 answers for client.test, which publishes
+#                             nothing); spf (on, client.test publishes SPF that passes
+#                             and DMARC p=reject, which then passes)
 #
 # See bench/README.md. Writes the table to bench/smtp/last-run.txt.
 set -euo pipefail
@@ -41,6 +45,7 @@ MAX_FOREIGN_CPU=${MAX_FOREIGN_CPU:-10}
 BUSY_RETRIES=${BUSY_RETRIES:-3}
 BUSY_PAUSE=${BUSY_PAUSE:-20}
 QUIET_WAIT=${QUIET_WAIT:-300}
+AUTH_CHECKS=${AUTH_CHECKS:-off}
 PYTHON=${PYTHON:-python3}
 TIMEOUT=300
 DOMAIN=bench.test
@@ -82,6 +87,7 @@ cleanup() {
         for _ in $(seq 1 200); do kill -0 "$ENGINE_PID" 2>/dev/null || break; sleep 0.1; done
         kill -0 "$ENGINE_PID" 2>/dev/null && kill -KILL "$ENGINE_PID" 2>/dev/null
     fi
+    if [ -n "${KNOT_PID:-}" ]; then kill -TERM "$KNOT_PID" 2>/dev/null || true; fi
     postfix_stop "$W/postfix"
     if [ "$KEEP" = 1 ] || [ "$rc" != 0 ]; then
         log "work directory kept: $W"
@@ -105,14 +111,68 @@ if want postfix; then
     log "postfix listening on 127.0.0.1:$POSTFIX_PORT (config $PF/etc, log $PF/maillog)"
 fi
 
+# --- DNS for the engine's inbound checks (AUTH_CHECKS) -------------------------
+# The engine checks SPF/DKIM/DMARC by default and asks DNS; the bench allows
+# only loopback, so the checks are off unless a Knot on 127.0.0.1 answers.
+KNOT_PID=
+DNS_SERVER=
+case $AUTH_CHECKS in
+    off) ;;
+    none|spf)
+        KNOTD=$(command -v knotd || echo /usr/sbin/knotd)
+        [ -x "$KNOTD" ] || die "AUTH_CHECKS=$AUTH_CHECKS needs knotd (apt-get install knot)"
+        K=$W/knot
+        mkdir -p "$K/zones" "$K/db" "$K/run"
+        KNOT_PORT=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        {
+            echo '$ORIGIN client.test.'
+            echo '@ 3600 IN SOA ns hostmaster 1 3600 600 86400 300'
+            echo '@ 300 IN NS ns'
+            echo 'ns 300 IN A 127.0.0.1'
+            if [ "$AUTH_CHECKS" = spf ]; then
+                echo '@ 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"'
+                echo '_dmarc 300 IN TXT "v=DMARC1; p=reject"'
+            fi
+        } >"$K/zones/client.test.zone"
+        cat >"$K/knot.conf" <<KNOTCONF
+server:
+    rundir: "$K/run"
+    listen: 127.0.0.1@$KNOT_PORT
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "$K/db"
+template:
+  - id: default
+    storage: "$K/zones"
+    file: "%s.zone"
+    zonefile-sync: -1
+    journal-content: none
+zone:
+  - domain: client.test.
+KNOTCONF
+        "$KNOTD" -c "$K/knot.conf" >"$K/knot.log" 2>&1 &
+        KNOT_PID=$!
+        for _ in $(seq 1 100); do
+            kdig @127.0.0.1 -p "$KNOT_PORT" +time=1 +retry=0 +short client.test SOA 2>/dev/null | grep -q hostmaster && break
+            sleep 0.1
+        done
+        DNS_SERVER=127.0.0.1:$KNOT_PORT
+        log "knot (for the inbound checks) on $DNS_SERVER, client.test publishes: $([ "$AUTH_CHECKS" = spf ] && echo 'SPF pass, DMARC p=reject' || echo nothing)"
+        ;;
+    *) die "AUTH_CHECKS is off, none or spf" ;;
+esac
+
 # --- the engine --------------------------------------------------------------
 EN=$W/engine
 CFG=$EN/cell.json
 if want engine; then
     mkdir -p "$EN"
+    note "engine inbound checks (AUTH_CHECKS): $AUTH_CHECKS"
     HASH=$(printf '%s\n' "bench password, not a secret" | "$ENGINE" hash-password --log2n 10) \
         || die "postcell-engine hash-password failed"
-    HASH=$HASH RCPT=$RCPT DOMAIN=$DOMAIN DATA=$EN/data "$PYTHON" - "$CFG" <<'PY'
+    HASH=$HASH RCPT=$RCPT DOMAIN=$DOMAIN DATA=$EN/data DNS_SERVER=$DNS_SERVER "$PYTHON" - "$CFG" <<'PY'
 import json, os, sys
 cfg = {
     "hostname": "mx." + os.environ["DOMAIN"],
@@ -121,7 +181,10 @@ cfg = {
     "users": [{"address": os.environ["RCPT"], "password": os.environ["HASH"], "addresses": []}],
     "aliases": {},
     "listeners": [{"name": "mx", "role": "mx", "address": "127.0.0.1:0"}],
+    "authentication": {"checks": bool(os.environ["DNS_SERVER"])},
 }
+if os.environ["DNS_SERVER"]:
+    cfg["dns"] = {"servers": [os.environ["DNS_SERVER"]]}
 with open(sys.argv[1], "w") as f:
     json.dump(cfg, f, indent=2)
 PY
