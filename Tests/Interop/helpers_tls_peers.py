@@ -11,6 +11,9 @@ real peer for delivery is Postfix (test_outbound_postfix.py); this one lets a
 test choose a certificate per case without reconfiguring an MTA.
 """
 import http.server
+import json
+import smtplib
+import time
 import pathlib
 import socket
 import socketserver
@@ -172,3 +175,36 @@ class HTTPSFile:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+# What the outbound tests share: submit as alice, wait, read the queue's files.
+
+def submit(cell, rcpt, subject="outbound", password=None):
+    from conftest import USERS
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP(HOST, cell.port("submission"), timeout=10) as s:
+        s.starttls(context=ctx)
+        s.login("alice@example.test", password or USERS["alice@example.test"])
+        s.sendmail("alice@example.test", [rcpt], f"From: alice@example.test\r\nSubject: {subject}\r\n\r\nhello\r\n".encode())
+
+
+def wait_for(pred, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+def queue_states(cell):
+    return [json.loads(p.read_text()) for p in (cell.dir / "queue" / "state").glob("*.json")]
+
+
+def tlsrpt_rows(cell):
+    rows = []
+    for p in (cell.dir / "queue" / "tlsrpt").glob("*.jsonl"):
+        rows += [json.loads(line) for line in p.read_text().splitlines()]
+    return rows

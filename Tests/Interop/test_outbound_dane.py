@@ -4,17 +4,14 @@ and the MX is a TLS sink whose certificate each case picks. An unsigned zone
 with the same records shows that unvalidated TLSA records are ignored.
 """
 import hashlib
-import json
-import smtplib
-import ssl
 import subprocess
 import time
 
 import pytest
 
-from conftest import Cell, base_config, USERS
+from conftest import Cell, base_config
 from helpers_dns import KnotServer, UnboundResolver, have_dns_tools
-from helpers_tls_peers import CertAuthority, TLSSMTPSink
+from helpers_tls_peers import CertAuthority, TLSSMTPSink, submit, wait_for, queue_states as states, tlsrpt_rows as tlsrpt
 
 
 def spki_sha256(cert):
@@ -36,36 +33,6 @@ def zone(origin, port, tlsa):
 mx 300 IN A 127.0.0.1
 _{port}._tcp.mx 300 IN TLSA {tlsa}
 """
-
-
-def submit(cell, rcpt):
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with smtplib.SMTP("127.0.0.1", cell.port("submission"), timeout=10) as s:
-        s.starttls(context=ctx)
-        s.login("alice@example.test", USERS["alice@example.test"])
-        s.sendmail("alice@example.test", [rcpt], b"From: alice@example.test\r\nSubject: dane\r\n\r\nhello\r\n")
-
-
-def wait_for(pred, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
-
-
-def states(cell):
-    return [json.loads(p.read_text()) for p in (cell.dir / "queue" / "state").glob("*.json")]
-
-
-def tlsrpt(cell):
-    rows = []
-    for p in (cell.dir / "queue" / "tlsrpt").glob("*.jsonl"):
-        rows += [json.loads(l) for l in p.read_text().splitlines()]
-    return rows
 
 
 @pytest.fixture

@@ -5,16 +5,13 @@ address of `mta-sts.remote.test`; an HTTPS server on loopback serves the
 policy with a certificate from a test CA the cell trusts (`trustRoots`); the
 MX is a small SMTP sink whose certificate each case chooses.
 """
-import json
-import smtplib
-import ssl
 import time
 
 import pytest
 
-from conftest import Cell, base_config, USERS
+from conftest import Cell, base_config
 from helpers_dns import KnotServer, have_dns_tools
-from helpers_tls_peers import CertAuthority, TLSSMTPSink, HTTPSFile
+from helpers_tls_peers import CertAuthority, TLSSMTPSink, HTTPSFile, submit, wait_for, queue_states as states, tlsrpt_rows as tlsrpt
 
 ZONE = """$ORIGIN remote.test.
 @ 300 IN SOA ns. h. 1 3600 600 86400 300
@@ -28,36 +25,6 @@ _mta-sts 300 IN TXT "v=STSv1; id=20261124a"
 
 def policy(mode, mx="mx.remote.test"):
     return f"version: STSv1\r\nmode: {mode}\r\nmx: {mx}\r\nmax_age: 86400\r\n"
-
-
-def submit(cell, rcpt="friend@remote.test"):
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with smtplib.SMTP("127.0.0.1", cell.port("submission"), timeout=10) as s:
-        s.starttls(context=ctx)
-        s.login("alice@example.test", USERS["alice@example.test"])
-        s.sendmail("alice@example.test", [rcpt], b"From: alice@example.test\r\nSubject: sts\r\n\r\nhello\r\n")
-
-
-def wait_for(pred, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
-
-
-def states(cell):
-    return [json.loads(p.read_text()) for p in (cell.dir / "queue" / "state").glob("*.json")]
-
-
-def tlsrpt(cell):
-    out = []
-    for p in (cell.dir / "queue" / "tlsrpt").glob("*.jsonl"):
-        out += [json.loads(l) for l in p.read_text().splitlines()]
-    return out
 
 
 @pytest.fixture
@@ -95,7 +62,7 @@ def env(tmp_path):
 
 def test_enforce_with_a_valid_certificate_delivers_over_tls(env):
     cell, sink, https = env("enforce")
-    submit(cell)
+    submit(cell, "friend@remote.test")
     assert wait_for(lambda: len(sink.messages) == 1)
     assert sink.messages[0][3] is True, "delivered without TLS"
     assert https.hits >= 1
@@ -107,7 +74,7 @@ def test_enforce_with_a_valid_certificate_delivers_over_tls(env):
 @pytest.mark.parametrize("cert,kind", [("self-signed", "validation-failure"), ("wrong-name", "certificate-host-mismatch")])
 def test_enforce_with_a_bad_certificate_blocks_delivery(env, cert, kind):
     cell, sink, _ = env("enforce", mx_cert=cert)
-    submit(cell)
+    submit(cell, "friend@remote.test")
     assert wait_for(lambda: any(r["recipients"][0].get("lastReply") for r in states(cell)))
     time.sleep(0.5)
     assert sink.messages == [], "a policy in enforce mode must stop delivery to a host with a bad certificate"
@@ -123,7 +90,7 @@ def test_enforce_with_a_bad_certificate_blocks_delivery(env, cert, kind):
 
 def test_enforce_without_starttls_blocks_delivery(env):
     cell, sink, _ = env("enforce", starttls=False)
-    submit(cell)
+    submit(cell, "friend@remote.test")
     assert wait_for(lambda: any(r["recipients"][0].get("lastReply") for r in states(cell)))
     assert sink.messages == []
     assert any(r["result"] == "starttls-not-supported" for r in tlsrpt(cell))
@@ -131,7 +98,7 @@ def test_enforce_without_starttls_blocks_delivery(env):
 
 def test_enforce_with_no_matching_mx_blocks_delivery(env):
     cell, sink, _ = env("enforce", mx_pattern="*.elsewhere.test")
-    submit(cell)
+    submit(cell, "friend@remote.test")
     assert wait_for(lambda: any(r["recipients"][0].get("lastReply") for r in states(cell)))
     assert sink.messages == []
     assert "MTA-STS" in states(cell)[0]["recipients"][0]["lastReply"]
@@ -139,6 +106,6 @@ def test_enforce_with_no_matching_mx_blocks_delivery(env):
 
 def test_testing_mode_delivers_despite_a_bad_certificate(env):
     cell, sink, _ = env("testing", mx_cert="self-signed")
-    submit(cell)
+    submit(cell, "friend@remote.test")
     assert wait_for(lambda: len(sink.messages) == 1)
     assert sink.messages[0][3] is True  # opportunistic TLS still used
