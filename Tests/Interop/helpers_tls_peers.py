@@ -147,6 +147,7 @@ class HTTPSFile:
 
     def __init__(self, cert, key, path, body):
         self.hits = 0
+        self.body = body
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -155,7 +156,7 @@ class HTTPSFile:
                 if self.path != path:
                     self.send_error(404)
                     return
-                data = body.encode()
+                data = outer.body.encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(data)))

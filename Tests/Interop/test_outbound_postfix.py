@@ -24,6 +24,7 @@ Contract: docs/CELL-CONFIG.md (`dns`, `outbound`), docs/DATA-DIR.md (queue
 files), RFC 5321 §4.5.2 (dot-stuffing), §5.1 (MX), RFC 7505 (null MX),
 RFC 3464 (DSN), RFC 3207 (STARTTLS), RFC 4954 (AUTH).
 """
+import json
 import re
 import time
 import uuid
@@ -31,6 +32,7 @@ import uuid
 import pytest
 
 from conftest import USERS
+from helpers_tls_peers import HTTPSFile
 from helpers_clients import RawSMTP
 from helpers_dovecot import Dovecot
 from helpers_postfix import (
@@ -55,7 +57,7 @@ ACCESS = {
 }
 MAILBOXES = [f"{u}@remote.test" for u in (
     "t1a", "t1b", "tls", "plain", "later", "okay3", "nouser", "okay4", "nobody", "gone", "bouncer", "friend",
-    "wrongpw", "untrusted", "carol")] + ["fb@fallback.test", "imp@implicit.test"]
+    "wrongpw", "untrusted", "carol")] + ["fb@fallback.test", "imp@implicit.test", "sts1@sts.test", "sts2@sts.test"]
 
 
 class World:
@@ -84,6 +86,8 @@ def world(tmp_path_factory):
             # DANE records in an unsigned zone must be ignored (RFC 7672 §2.2).
             f"_{port}._tcp.mx TLSA 3 1 1 {'00' * 32}", f"_25._tcp.mx TLSA 3 1 1 {'00' * 32}",
         ]),
+        # MTA-STS (RFC 8461) for a domain served by the same Postfix.
+        "sts.test.": zone("sts.test", [f"@ MX 10 mx.remote.test.", f"mta-sts A {HOST}", '_mta-sts TXT "v=STSv1; id=1"']),
         "fallback.test.": zone("fallback.test", ["@ MX 10 mx1", "@ MX 20 mx2", f"mx1 A {w.dead_addr}", f"mx2 A {HOST}"]),
         "nullmx.test.": zone("nullmx.test", ["@ MX 0 .", f"@ A {w.trap_addr}"]),
         "implicit.test.": zone("implicit.test", [f"@ A {HOST}"]),
@@ -91,6 +95,8 @@ def world(tmp_path_factory):
                                                '@ TXT "v=spf1 ip4:127.0.0.0/8 -all"']),
     }
     w.dns = LoopbackDNS(tmp / "knot", zones)
+    sts_cert = issue(certs / "ca", w.ca, names=["mta-sts.sts.test"])
+    w.sts = HTTPSFile(sts_cert[0], sts_cert[1], "/.well-known/mta-sts.txt", "")
     w.dovecot = None
     w.pf = None
     try:
@@ -108,6 +114,7 @@ def world(tmp_path_factory):
         if w.dovecot:
             w.dovecot.cleanup()
         w.dns.stop()
+        w.sts.close()
 
 
 def engine_config(world, outbound=None, port=None, **extra):
@@ -525,3 +532,36 @@ def test_relay_untrusted_certificate_keeps_mail_queued(world, make_cell):
     # (Postfix logs sasl_username= for every AUTH, accepted or not.)
     assert len(pf.log_lines(r"sasl_username=")) == logins
     assert pf.log_lines(r"submission/smtpd\[\d+\]: .*(unknown ca|certificate unknown|bad certificate)"), pf.log()
+
+
+# 9. MTA-STS: Postfix's certificate is self-signed, so under an `enforce`
+#    policy delivery must stop; under `testing` it goes on with STARTTLS.
+
+def sts_cell(world, make_cell, mode):
+    world.sts.body = f"version: STSv1\r\nmode: {mode}\r\nmx: mx.remote.test\r\nmax_age: 86400\r\n"
+    return make_cell(engine_config(world, outbound={"mtaSTSPort": world.sts.port, "trustRoots": str(world.ca[0])}))
+
+
+def test_mta_sts_enforce_with_a_bad_certificate_blocks_delivery(world, make_cell):
+    cell = sts_cell(world, make_cell, "enforce")
+    msg, token = message("sts-enforce", ["sts1@sts.test"])
+    send_as_alice(cell, ["sts1@sts.test"], msg)
+    deadline = time.time() + 15
+    while time.time() < deadline and not outbound_lines(cell, to="sts1@sts.test"):
+        time.sleep(0.1)
+    (line,) = outbound_lines(cell, to="sts1@sts.test")
+    assert "result=deferred" in line and "4.7.5" in line, line
+    time.sleep(0.5)
+    assert not world.pf.log_lines(re.escape(token)), "the message reached Postfix"
+    assert world.pf.messages("sts1@sts.test") == []
+    assert dsns(cell) == []
+    rows = [json.loads(l) for p in (cell.dir / "queue" / "tlsrpt").glob("*.jsonl") for l in p.read_text().splitlines()]
+    assert any(r["domain"] == "sts.test" and r["policy"] == "sts" and r["result"] != "success" for r in rows), rows
+
+
+def test_mta_sts_testing_mode_delivers(world, make_cell):
+    cell = sts_cell(world, make_cell, "testing")
+    msg, _ = message("sts-testing", ["sts2@sts.test"])
+    send_as_alice(cell, ["sts2@sts.test"], msg)
+    world.pf.wait_messages("sts2@sts.test", 1)
+    wait_queue_empty(cell, timeout=10)
