@@ -241,7 +241,8 @@ public enum RFC5322Date {
     }
 
     /// The inverse of `days(fromCivil:)`.
-    static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+    /// Year, month and day of a day count from 1970-01-01 (proleptic Gregorian).
+    public static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {
         let z = days + 719_468
         let era = floorDiv(z, 146_097)
         let dayOfEra = z - era * 146_097                                    // 0...146096

@@ -80,12 +80,7 @@ public struct ResolverMailAuthDNS: MailAuthDNS {
         let r = await ask(name, .mx) { d -> MXValue? in
             if case .mx(let p, let x) = d { return MXValue(preference: p, exchange: x.text) } else { return nil }
         }
-        switch r {
-        case .found(let v): return .found(v.map { ($0.preference, $0.exchange) })
-        case .noData: return .noData
-        case .nxDomain: return .nxDomain
-        case .temporary(let s): return .temporary(s)
-        }
+        return r.tuples
     }
     public func ptr(_ address: [UInt8]) async -> DNSLookup<[String]> {
         await ask(ReverseName.of(address), .ptr) { if case .ptr(let n) = $0 { return n.text } else { return nil } }
@@ -93,6 +88,18 @@ public struct ResolverMailAuthDNS: MailAuthDNS {
 }
 
 struct MXValue: Sendable { var preference: UInt16; var exchange: String }
+
+extension DNSLookup where Value == [MXValue] {
+    /// The MX values as the protocol's tuples, the outcome kept.
+    var tuples: DNSLookup<[(preference: UInt16, exchange: String)]> {
+        switch self {
+        case .found(let v): return .found(v.map { ($0.preference, $0.exchange) })
+        case .noData: return .noData
+        case .nxDomain: return .nxDomain
+        case .temporary(let s): return .temporary(s)
+        }
+    }
+}
 
 extension DNSName {
     /// Presentation form without the final dot ("" for the root).

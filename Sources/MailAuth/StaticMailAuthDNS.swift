@@ -49,12 +49,7 @@ public struct StaticMailAuthDNS: MailAuthDNS {
     }
     public func mx(_ name: String) async -> DNSLookup<[(preference: UInt16, exchange: String)]> {
         let r: DNSLookup<[MXValue]> = lookup(name) { if case .mx(let p, let x) = $0 { return MXValue(preference: p, exchange: x) } else { return nil } }
-        switch r {
-        case .found(let v): return .found(v.map { ($0.preference, $0.exchange) })
-        case .noData: return .noData
-        case .nxDomain: return .nxDomain
-        case .temporary(let s): return .temporary(s)
-        }
+        return r.tuples
     }
     public func ptr(_ address: [UInt8]) async -> DNSLookup<[String]> {
         lookup(ReverseName.of(address)) { if case .ptr(let n) = $0 { return n } else { return nil } }

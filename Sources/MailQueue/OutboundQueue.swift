@@ -2,6 +2,7 @@ import DNS
 import Foundation
 import Logging
 import MailCore
+import MIME
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -422,16 +423,7 @@ extension SMTPClientSession.Outcome {
 enum RFC3339Day {
     static func format(_ t: Int64) -> String {
         let days = t >= 0 ? t / 86_400 : (t - 86_399) / 86_400
-        // Civil from days (proleptic Gregorian).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        let (y, m, d) = RFC5322Date.civil(fromDays: days)
         func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
         return "\(y)-\(two(m))-\(two(d))"
     }
