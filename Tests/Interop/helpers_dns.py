@@ -62,6 +62,25 @@ def free_port():
     raise RuntimeError("no free port on 127.0.0.1")
 
 
+def stop_session(proc, ask, timeout=10):
+    """Stops a daemon started with start_new_session: `ask()` asks it to end,
+    then after `timeout` its whole process group is SIGKILLed and reaped."""
+    if proc.poll() is None:
+        ask()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 def fqdn(name):
     return name if name.endswith(".") else name + "."
 
@@ -168,21 +187,7 @@ class _Daemon:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        # The group is the session made for this daemon (start_new_session).
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
+        stop_session(proc, lambda: proc.send_signal(signal.SIGTERM), timeout)
         self._log.close()
         if self in _running:
             _running.remove(self)

@@ -49,7 +49,7 @@ import threading
 import time
 
 from helpers_clients import RawSMTP
-from helpers_dns import HOST, KnotServer, dns_ping
+from helpers_dns import HOST, KnotServer, dns_ping, stop_session
 from helpers_dovecot import ensure_mail_user
 
 POSTFIX = "/usr/sbin/postfix"
@@ -449,21 +449,8 @@ maximal_backoff_time = 2s
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            self.postfix("stop", check=False, timeout=timeout)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
         # The master is a session leader (setsid); its children share its group.
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
+        stop_session(proc, lambda: self.postfix("stop", check=False, timeout=timeout), timeout)
         self.proc_rc = proc.returncode
         if self._out:
             self._out.close()
