@@ -8,15 +8,22 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "postcell-engine", targets: ["PostcellEngine"]),
+        .executable(name: "postcell", targets: ["Postcell"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        // The control plane: HTTP server, panel templates, PostgreSQL for a fleet.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // Foundations: addresses, replies, durable files, PROXY v2, password hashing.
@@ -83,6 +90,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
@@ -93,6 +101,46 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // libpwquality (with cracklib's dictionary) for the password policy.
+        .systemLibrary(name: "CPWQuality", path: "Sources/CPWQuality", pkgConfig: "pwquality", providers: [.apt(["libpwquality-dev"])]),
+        // Panel security pieces as values: TOTP (RFC 6238), password policy,
+        // self-signed certificates, login throttling, CSRF tokens.
+        .target(name: "PanelSecurity", dependencies: [
+            "CPWQuality", "MailCore",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+        ]),
+        // The provisioning protocol and its local backend (child processes in
+        // bubblewrap sandboxes), the reconciler, and the engine admin API client.
+        .target(name: "Provisioning", dependencies: [
+            "MailCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The control plane: database, model, service layer, panels, REST API.
+        .target(name: "ControlPlane", dependencies: [
+            "MailCore", "PanelSecurity", "Provisioning",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "Mustache", package: "swift-mustache"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "Postcell", dependencies: [
+            "ControlPlane", "Provisioning", "PanelSecurity", "MailCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "PanelSecurityTests", dependencies: ["PanelSecurity"]),
+        .testTarget(name: "ProvisioningTests", dependencies: ["Provisioning"]),
+        .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "PanelSecurity", "Provisioning"]),
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "SMTPTests", dependencies: [
             "SMTP", "MailCore",

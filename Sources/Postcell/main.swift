@@ -1,0 +1,2 @@
+import ControlPlane
+print("postcell")
