@@ -100,3 +100,18 @@ public protocol Provisioner: Sendable {
     /// Stops supervising. Cells keep running unless `stopCells`.
     func shutdown(stopCells: Bool) async
 }
+
+/// Why a backend refused or could not carry out a request.
+public struct ProvisioningError: Error, CustomStringConvertible, Sendable, Hashable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+
+    /// Checks a cell id against `[a-z0-9-]{1,40}` (it names directories and cgroups).
+    public static func validate(cellID id: String) throws {
+        guard (1...40).contains(id.utf8.count),
+              id.utf8.allSatisfy({ (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2d }) else {
+            throw ProvisioningError("bad cell id \(id.debugDescription): want [a-z0-9-]{1,40}")
+        }
+    }
+}
