@@ -77,8 +77,17 @@ public struct CellConfiguration: Codable, Sendable {
         public var role: ListenerRole
         public var address: String?
         public var path: String?
+        /// An inherited socket, already bound and listening (fd 3 and up):
+        /// the host binds it and hands it to a cell that has no network of
+        /// its own. Kept across reloads, since it cannot be bound again.
+        public var fd: Int32?
         public var implicitTLS: Bool?
         public var proxyProtocol: Bool?
+    }
+    /// The admin API (docs/ADMIN-API.md): HTTP on a unix socket.
+    public struct Admin: Codable, Sendable, Hashable {
+        /// Relative to the data directory unless absolute.
+        public var path: String
     }
 
     public var hostname: String
@@ -98,6 +107,10 @@ public struct CellConfiguration: Codable, Sendable {
     /// Inbound checks and DKIM signing (CellConfiguration+Authentication.swift).
     public var authentication: Authentication?
     public var dkim: [DKIMKey]?
+    /// The admin API's socket; no section, no API.
+    public var admin: Admin?
+    /// Every login is refused (IMAP, POP3, SMTP AUTH); mail is still received.
+    public var suspended: Bool?
 
     public struct Invalid: Error, CustomStringConvertible {
         public var description: String
@@ -120,16 +133,29 @@ public struct CellConfiguration: Codable, Sendable {
 
     /// Reads and checks a configuration file.
     public static func load(path: String) throws -> CellConfiguration {
-        let bytes = try DurableFile.readAll(path)
+        try parse(DurableFile.readAll(path), source: path)
+    }
+
+    /// Checks a configuration's bytes: what `load` does once it has read the
+    /// file, and what the admin API does with a changed configuration before
+    /// it writes it.
+    public static func parse(_ bytes: [UInt8], source: String) throws -> CellConfiguration {
         try rejectUnknownKeys(bytes)
         let config: CellConfiguration
         do {
             config = try JSONDecoder().decode(CellConfiguration.self, from: Data(bytes))
         } catch let error as DecodingError {
-            throw Invalid("\(path): \(describe(error))")
+            throw Invalid("\(source): \(describe(error))")
         }
         try config.validate()
         return config
+    }
+
+    /// The file's bytes: sorted keys, indented, absent settings left out.
+    public func encoded() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(self)) + [UInt8(ascii: "\n")]
     }
 
     static func describe(_ error: DecodingError) -> String {
@@ -143,7 +169,7 @@ public struct CellConfiguration: Codable, Sendable {
 
     static let knownKeys: [String: Set<String>] = [
         "": ["hostname", "dataDirectory", "domains", "users", "aliases", "recipientDelimiter", "quota", "limits", "auth", "tls", "trustedProxies", "dns", "outbound", "listeners",
-             "authentication", "dkim"],
+             "authentication", "dkim", "admin", "suspended"],
         "users": ["address", "password", "quotaBytes", "addresses"],
         "quota": ["cellBytes", "userBytes"],
         "limits": ["maxMessageBytes", "maxRecipients", "maxCommandLineBytes", "maxCommandsPerSession", "maxErrorsPerSession", "idleTimeoutSeconds", "maxConnections", "maxConnectionsPerIP"],
@@ -154,7 +180,8 @@ public struct CellConfiguration: Codable, Sendable {
                      "maxConnections", "maxConnectionsPerDestination", "maxRecipientsPerTransaction", "connectTimeoutMs",
                      "commandTimeoutMs", "trustRoots", "relay"],
         "outbound.relay": ["host", "port", "path", "tls", "username", "passwordFile", "verifyCertificate"],
-        "listeners": ["name", "role", "address", "path", "implicitTLS", "proxyProtocol"],
+        "listeners": ["name", "role", "address", "path", "fd", "implicitTLS", "proxyProtocol"],
+        "admin": ["path"],
     ].merging(authenticationKnownKeys) { a, _ in a }
 
     static func rejectUnknownKeys(_ bytes: [UInt8]) throws {
@@ -209,9 +236,15 @@ public struct CellConfiguration: Codable, Sendable {
         var names = Set<String>()
         for l in listeners {
             guard names.insert(l.name).inserted else { throw Invalid("duplicate listener \(l.name)") }
-            guard (l.address == nil) != (l.path == nil) else { throw Invalid("listener \(l.name) needs exactly one of address and path") }
+            let places = [l.address != nil, l.path != nil, l.fd != nil].filter { $0 }.count
+            guard places == 1 else { throw Invalid("listener \(l.name) needs exactly one of address, path and fd") }
             if let a = l.address, ListenerAddress.parse(a) == nil { throw Invalid("listener \(l.name): bad address \(a)") }
+            // 0, 1 and 2 are standard input, output and error.
+            if let fd = l.fd, fd < 3 { throw Invalid("listener \(l.name): fd must be 3 or more") }
         }
+        let fds = listeners.compactMap(\.fd)
+        guard Set(fds).count == fds.count else { throw Invalid("two listeners name the same fd") }
+        if let a = admin, a.path.isEmpty { throw Invalid("admin.path is empty") }
         for t in trustedProxies ?? [] where PeerMatcher(t) == nil { throw Invalid("bad trusted proxy \(t)") }
         for server in dns?.servers ?? [] where DNSResolverConfiguration.server(server) == nil {
             throw Invalid("dns: bad server address \(server)")

@@ -35,8 +35,19 @@ public final class Engine: @unchecked Sendable {
         var definition: CellConfiguration.Listener
         var channel: Channel
         var boundAddress: String
+        /// What new connections are served with: an inherited (`fd`)
+        /// socket cannot be bound again, so a reload that changes its other
+        /// settings updates this instead of closing the socket.
+        var current: ListenerDefinition
     }
     var listeners: [String: BoundListener] = [:]
+    /// Configuration changes one at a time: SIGHUP reloads, admin API
+    /// changes and exports (docs/ADMIN-API.md), never on the event loop.
+    let controlQueue = DispatchQueue(label: "postcell.control")
+    var admin: AdminServer?
+    /// The `fd` listeners' sockets, checked at start.
+    var inheritedFDs: Set<Int32> = []
+    let started = Int64(time(nil))
     let sessions = Mutex<[ObjectIdentifier: Channel]>([:])
     var shuttingDown = false
     var signalSources: [DispatchSourceSignal] = []
@@ -75,12 +86,20 @@ public final class Engine: @unchecked Sendable {
 
     /// Starts everything; returns once listeners are bound.
     public func start() throws {
-        // Handlers first: a signal that comes as soon as listeners.json exists
-        // must find them in place.
-        installSignalHandlers()
         let config = try CellConfiguration.load(path: configPath)
+        // Inherited sockets are checked before the engine opens any socket of
+        // its own, so a listening socket found at fd N came from the host.
+        for l in config.listeners {
+            if let fd = l.fd { try Engine.checkInheritedSocket(fd, listener: l.name) }
+        }
+        inheritedFDs = Set(config.listeners.compactMap(\.fd))
+        // Handlers before listeners: a signal that comes as soon as
+        // listeners.json exists must find them in place.
+        installSignalHandlers()
         dataDirectory = Engine.dataDirectory(for: config, configPath: configPath)
         for sub in ["", "/run", "/sockets"] { try DurableFile.makeDirectory(dataDirectory + sub) }
+        // An export a crash interrupted (docs/ADMIN-API.md) was never reported.
+        for name in DurableFile.list(dataDirectory + "/exports/tmp") { unlink(dataDirectory + "/exports/tmp/" + name) }
         storePool.start()
         authPool.start()
         let store = try MailStore(directory: dataDirectory + "/store")
@@ -95,6 +114,8 @@ public final class Engine: @unchecked Sendable {
         state = EngineState(snapshot: snapshot, store: store, spool: spool, storePool: storePool, authPool: authPool,
                             eventLoop: group.next(), logger: logger, clock: { Int64(time(nil)) })
         try startOutbound(config, spool: spool)
+        // The admin socket before listeners.json, which tells that the cell is ready.
+        try bindAdmin(config.admin)
         try bindListeners(config.listeners)
         try DurableFile.write(Array("\(getpid())\n".utf8), to: dataDirectory + "/run/engine.pid", tmpDirectory: dataDirectory + "/run")
         scheduleMemoryTrim()
@@ -111,36 +132,56 @@ public final class Engine: @unchecked Sendable {
     func bindListeners(_ wanted: [CellConfiguration.Listener]) throws {
         let wantedByName = Dictionary(uniqueKeysWithValues: wanted.map { ($0.name, $0) })
         for (name, bound) in listeners where wantedByName[name] != bound.definition {
-            bound.channel.close(promise: nil)
             listeners[name] = nil
+            // An inherited socket still wanted (maybe under another name)
+            // stays open and takes the new settings.
+            if let fd = bound.definition.fd, let w = wanted.first(where: { $0.fd == fd }), listeners[w.name] == nil {
+                bound.current.set(w)
+                listeners[w.name] = BoundListener(definition: w, channel: bound.channel, boundAddress: bound.boundAddress, current: bound.current)
+                continue
+            }
+            bound.channel.close(promise: nil)
+            // Its number may soon name another file of the engine's.
+            if let fd = bound.definition.fd { inheritedFDs.remove(fd) }
             logger.info("listener closed", metadata: ["listener": "\(name)"])
         }
         for l in wanted where listeners[l.name] == nil {
-            let channel = try bind(l)
+            let current = ListenerDefinition(l)
+            let channel = try bind(l, current: current)
             let bound: String
             if let path = l.path {
                 bound = path.hasPrefix("/") ? path : dataDirectory + "/" + path
             } else if let a = channel.localAddress, let ip = a.ipAddress, let port = a.port {
                 bound = (ip.contains(":") ? "[\(ip)]" : ip) + ":\(port)"
+            } else if let p = channel.localAddress?.pathname {
+                bound = p
             } else {
-                bound = l.address ?? ""
+                bound = l.address ?? "fd \(l.fd ?? -1)"
             }
-            listeners[l.name] = BoundListener(definition: l, channel: channel, boundAddress: bound)
+            listeners[l.name] = BoundListener(definition: l, channel: channel, boundAddress: bound, current: current)
         }
         let map = listeners.mapValues(\.boundAddress)
         let json = try JSONSerialization.data(withJSONObject: map, options: [.sortedKeys])
         try DurableFile.write(Array(json), to: dataDirectory + "/run/listeners.json", tmpDirectory: dataDirectory + "/run")
     }
 
-    func bind(_ l: CellConfiguration.Listener) throws -> Channel {
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.backlog, value: 1024)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+    func bind(_ l: CellConfiguration.Listener, current: ListenerDefinition) throws -> Channel {
+        var bootstrap = ServerBootstrap(group: group)
             .childChannelOption(ChannelOptions.socketOption(.so_keepalive), value: 1)
             .childChannelInitializer { [weak self] channel in
                 guard let self else { return channel.close() }
-                return channel.eventLoop.makeCompletedFuture { try self.initialize(channel, listener: l) }
+                return channel.eventLoop.makeCompletedFuture { try self.initialize(channel, listener: current.get()) }
             }
+        if let fd = l.fd {
+            // Bound and listening already (the host's backlog and options);
+            // only a socket checked at start, never one the engine opened.
+            guard inheritedFDs.contains(fd) else {
+                throw CellConfiguration.Invalid("listener \(l.name): fd \(fd) was not a listener at start (inherited sockets need a restart)")
+            }
+            return try bootstrap.withBoundSocket(fd).wait()
+        }
+        bootstrap = bootstrap.serverChannelOption(ChannelOptions.backlog, value: 1024)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
         if let path = l.path {
             let full = path.hasPrefix("/") ? path : dataDirectory + "/" + path
             try DurableFile.makeDirectory(DurableFile.parentDirectory(of: full))
@@ -261,8 +302,9 @@ public final class Engine: @unchecked Sendable {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
             // Ignore the default action only once the source exists.
             source.setEventHandler { [weak self] in
+                // Reloads queue up behind admin API changes, never beside them.
                 guard let self else { return }
-                if sig == SIGHUP { self.reload() } else if sig == SIGUSR1 { self.outbound?.flush() } else { self.shutdown() }
+                if sig == SIGHUP { self.controlQueue.async { self.reload() } } else if sig == SIGUSR1 { self.outbound?.flush() } else { self.controlQueue.async { self.shutdown() } }
             }
             source.resume()
             signalSources.append(source)
@@ -270,19 +312,65 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// Re-reads the configuration; sessions keep running. A bad file is
-    /// reported and the running configuration stays.
+    /// reported and the running configuration stays. Call on `controlQueue`.
     public func reload() {
         do {
             let config = try CellConfiguration.load(path: configPath)
-            let snapshot = try makeSnapshot(config, previous: state.snapshot)
-            try state.store.ensureUsers(snapshot.directory.users.keys.sorted(), now: Int64(time(nil)))
-            let outboundConfig = try config.outboundConfiguration(dataDirectory: dataDirectory)
-            state.snapshotBox.withLock { $0 = snapshot }
-            outbound?.update(outboundConfig, resolver: snapshot.resolver)
-            try bindListeners(config.listeners)
-            logger.info("reloaded", metadata: ["users": "\(snapshot.directory.users.count)", "domains": "\(snapshot.directory.domains.count)"])
+            try install(prepare(config))
         } catch {
             logger.error("reload failed, keeping the running configuration: \(error)")
+        }
+    }
+
+    /// A checked configuration made ready to run: everything that may fail
+    /// because of what the configuration says (key files, the relay's
+    /// password file), done before anything is written or swapped.
+    struct Prepared {
+        var config: CellConfiguration
+        var snapshot: Snapshot
+        var outbound: OutboundConfiguration
+    }
+
+    func prepare(_ config: CellConfiguration) throws -> Prepared {
+        let snapshot = try makeSnapshot(config, previous: state.snapshot)
+        return Prepared(config: config, snapshot: snapshot, outbound: try config.outboundConfiguration(dataDirectory: dataDirectory))
+    }
+
+    /// Swaps the prepared configuration in: the next command of every
+    /// session sees it; listeners and the admin socket follow it.
+    func install(_ p: Prepared) throws {
+        try state.store.ensureUsers(p.snapshot.directory.users.keys.sorted(), now: Int64(time(nil)))
+        state.snapshotBox.withLock { $0 = p.snapshot }
+        outbound?.update(p.outbound, resolver: p.snapshot.resolver)
+        try bindListeners(p.config.listeners)
+        try bindAdmin(p.config.admin)
+        logger.info("reloaded", metadata: ["users": "\(p.snapshot.directory.users.count)", "domains": "\(p.snapshot.directory.domains.count)"])
+    }
+
+    /// The admin API's change (docs/ADMIN-API.md): checked as at start-up,
+    /// written durably over the configuration file, then installed as a
+    /// reload would. Call on `controlQueue`.
+    func applyChange(_ config: CellConfiguration) throws {
+        let bytes: [UInt8]
+        let prepared: Prepared
+        do {
+            bytes = try config.encoded()
+            prepared = try prepare(CellConfiguration.parse(bytes, source: "the changed configuration"))
+        } catch {
+            throw AdminError(400, "\(error)")
+        }
+        let path = configPath.hasPrefix("/") ? configPath : FileManager.default.currentDirectoryPath + "/" + configPath
+        do {
+            try DurableFile.write(bytes, to: path, tmpDirectory: DurableFile.parentDirectory(of: path))
+        } catch {
+            logger.error("admin: could not write the configuration: \(error)")
+            throw AdminError(500, "could not write the configuration file; nothing changed")
+        }
+        do {
+            try install(prepared)
+        } catch {
+            logger.error("admin: configuration written but not applied: \(error)")
+            throw AdminError(500, "configuration written but not applied: \(error)")
         }
     }
 
@@ -294,6 +382,8 @@ public final class Engine: @unchecked Sendable {
         logger.info("shutting down")
         for (_, l) in listeners { try? l.channel.close().wait() }
         listeners = [:]
+        admin?.close()
+        admin = nil
         for ch in sessions.withLock({ Array($0.values) }) { Engine.requestShutdown(ch) }
         let deadline = DispatchTime.now() + .seconds(10)
         while !sessions.withLock({ $0.isEmpty }) && DispatchTime.now() < deadline { usleep(20_000) }

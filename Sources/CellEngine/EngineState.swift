@@ -155,8 +155,9 @@ final class EngineState: SMTPServerBackend, @unchecked Sendable {
         verifyPassword(user: user, password: password, ip: context.client.host, session: context.id, eventLoop: eventLoop)
     }
 
-    /// Password check shared by SMTP AUTH and IMAP LOGIN/AUTHENTICATE, with
-    /// the failed-attempt limits per IP and per account.
+    /// Password check shared by SMTP AUTH, IMAP LOGIN/AUTHENTICATE and POP3
+    /// PASS/AUTH, with the failed-attempt limits per IP and per account and
+    /// the cell's suspension.
     func verifyPassword(user: String, password: String, ip: String?, session: String, eventLoop: EventLoop) -> EventLoopFuture<AuthVerdict> {
         let s = snapshot
         let now = clock()
@@ -172,6 +173,13 @@ final class EngineState: SMTPServerBackend, @unchecked Sendable {
         return authPool.runIfActive(eventLoop: eventLoop) { () -> Bool in
             hash.verify(password) && entry != nil
         }.map { ok in
+            // Suspension (docs/ADMIN-API.md) is told only to whoever knows
+            // the password, as RFC 5248's X.7.13 describes; the one place
+            // every login of IMAP, POP3 and SMTP AUTH passes.
+            if ok, s.config.suspended == true {
+                self.logger.notice("auth refused: cell suspended", metadata: ["session": "\(session)", "user": "\(account)"])
+                return .suspended
+            }
             if ok {
                 self.limiter.recordSuccess(ip: ip, account: account)
                 self.logger.info("auth ok", metadata: ["session": "\(session)", "user": "\(account)"])

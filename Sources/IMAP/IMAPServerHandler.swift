@@ -306,6 +306,7 @@ public final class IMAPServerHandler: ChannelInboundHandler, @unchecked Sendable
                         self.resetTimer(context)
                     case .invalid: self.write(self.session.authenticationFailed(tag: tag, temporary: false), context)
                     case .temporaryFailure: self.write(self.session.authenticationFailed(tag: tag, temporary: true), context)
+                    case .suspended: self.write(self.session.accountSuspended(tag: tag), context)
                     }
                     self.drain(context)
                 }

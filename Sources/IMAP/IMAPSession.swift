@@ -441,6 +441,17 @@ public final class IMAPSession: @unchecked Sendable {
         }
         return w.bytes
     }
+
+    /// The credentials were right but logins are suspended: RFC 5530 §3
+    /// UNAVAILABLE ("the server is unable to log in right now").
+    ///
+    ///     C: a1 LOGIN alice secret
+    ///     S: a1 NO [UNAVAILABLE] account suspended
+    public func accountSuspended(tag: String) -> [UInt8] {
+        var w = IMAPWriter()
+        w.status(tag: tag, "NO", code: "UNAVAILABLE", "account suspended")
+        return w.bytes
+    }
 }
 
 

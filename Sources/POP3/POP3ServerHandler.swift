@@ -155,6 +155,7 @@ public final class POP3ServerHandler: ChannelInboundHandler, @unchecked Sendable
                     case .success(let u): return self.services.runBlocking(on: context.eventLoop, quick: false) { session.authenticated(user: u) }
                     case .invalid: return context.eventLoop.makeSucceededFuture(session.authenticationFailed(temporary: false))
                     case .temporaryFailure: return context.eventLoop.makeSucceededFuture(session.authenticationFailed(temporary: true))
+                    case .suspended: return context.eventLoop.makeSucceededFuture(session.accountSuspended())
                     }
                 }
                 .hop(to: context.eventLoop).whenComplete { result in

@@ -234,6 +234,12 @@ public final class POP3Session: @unchecked Sendable {
         }
     }
 
+    /// The credentials were right but logins are suspended: RFC 3206 §4
+    /// [AUTH], a problem with the account that retrying will not fix.
+    public func accountSuspended() -> [UInt8] {
+        POP3Session.err("[AUTH] account suspended")
+    }
+
     public func authenticationFailed(temporary: Bool) -> [UInt8] {
         POP3Session.err(temporary ? "[SYS/TEMP] Try again later" : "[AUTH] Authentication failed")
     }

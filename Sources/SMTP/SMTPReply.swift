@@ -90,6 +90,9 @@ public extension SMTPReply {
     static let authCancelled = SMTPReply(501, "5.0.0", "Authentication cancelled")
     static let authBadEncoding = SMTPReply(501, "5.5.2", "Cannot decode response")
     static let authTemporary = SMTPReply(454, "4.7.0", "Temporary authentication failure")
+    /// RFC 5248 (IANA enhanced status codes): 525 X.7.13 "User Account
+    /// Disabled", after a successful authentication to a disabled account.
+    static let authSuspended = SMTPReply(525, "5.7.13", "Credentials valid but account suspended")
     static let authTooManyFailures = SMTPReply(421, "4.7.0", "Too many authentication failures")
     static let senderNotOwned = SMTPReply(553, "5.7.1", "Sender address not owned by user")
     static let tlsActive = SMTPReply(503, "5.5.1", "TLS already active")

@@ -326,6 +326,8 @@ public struct SMTPServerSession: Sendable {
             return [.send(.authSuccess)]
         case .temporaryFailure:
             return fail(.authTemporary)
+        case .suspended:
+            return fail(.authSuspended)
         case .invalid:
             authFailures += 1
             if authFailures >= configuration.maxAuthFailures {
