@@ -90,7 +90,7 @@ public actor LocalProvisioner: Provisioner {
         layout = LocalLayout(root: configuration.root)
         try layout.prepare()
         uids = try UIDIndex.load(layout.uids)
-        engine = URL(fileURLWithPath: configuration.engineBinary).standardizedFileURL.path
+        engine = URL(fileURLWithPath: configuration.engineBinary).resolvingSymlinksInPath().path
         guard access(engine, X_OK) == 0 else { throw ProvisioningError("engine binary \(engine) is not executable") }
 
         let canSandbox = geteuid() == 0 && access(configuration.bwrap, X_OK) == 0 && access(configuration.setpriv, X_OK) == 0
@@ -253,7 +253,12 @@ public actor LocalProvisioner: Provisioner {
     private func collectExit(_ cell: inout Cell, id: String, now: Date) {
         guard let pid = cell.supervision.pid else { return }
         var how: String
-        if cell.supervision.adopted {
+        let reaped = ProcessSpawner.reap(pid)
+        if reaped == .running { return }
+        if cell.supervision.adopted, case .exited(let status) = reaped {
+            // Adopted from an earlier provisioner in this same process: still our child.
+            how = ProcessSpawner.describe(waitStatus: status)
+        } else if cell.supervision.adopted {
             guard let record = RunRecord.load(layout.runRecord(id)), record.pid == pid else {
                 // No record to go by: watch the pid alone.
                 if kill(pid, 0) == 0 || errno == EPERM { return }
@@ -264,13 +269,13 @@ public actor LocalProvisioner: Provisioner {
             if record.isAlive() { return }
             how = "ended (status unknown: adopted)"
         } else {
-            switch ProcessSpawner.reap(pid) {
+            switch reaped {
             case .running: return
             case .exited(let status): how = ProcessSpawner.describe(waitStatus: status)
             case .notOurs: how = "ended (status unknown)"
             }
         }
-        if let base = cell.oomBaseline, let now = cell.cgroups?.oomKills(), now > base { how = "oom (\(how))" }
+        if let base = cell.oomBaseline, let kills = cell.cgroups?.oomKills(), kills > base { how = "oom (\(how))" }
         finishExit(&cell, id: id, how: how, now: now)
     }
 
