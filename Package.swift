@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
@@ -130,6 +131,10 @@ let package = Package(
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -140,7 +145,11 @@ let package = Package(
         ]),
         .testTarget(name: "PanelSecurityTests", dependencies: ["PanelSecurity"]),
         .testTarget(name: "ProvisioningTests", dependencies: ["Provisioning"]),
-        .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "PanelSecurity", "Provisioning"]),
+        .testTarget(name: "ControlPlaneTests", dependencies: [
+            "ControlPlane", "PanelSecurity", "Provisioning",
+            .product(name: "Mustache", package: "swift-mustache"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "SMTPTests", dependencies: [
             "SMTP", "MailCore",

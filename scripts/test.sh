@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_apt=()
+source scripts/deps.sh
+need_apt=("${postcell_need_apt[@]}")
 command -v swaks >/dev/null || need_apt+=(swaks)
 command -v fetchmail >/dev/null || need_apt+=(fetchmail)
 command -v mbsync >/dev/null || need_apt+=(isync)
@@ -19,10 +20,9 @@ command -v kdig >/dev/null || need_apt+=(knot-dnsutils)
 [ -x /usr/sbin/unbound ] || command -v unbound >/dev/null || need_apt+=(unbound)
 [ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd)
 [ -x /usr/sbin/postfix ] || need_apt+=(postfix)
-[ -f /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
 [ -x /usr/sbin/opendkim ] || command -v opendkim >/dev/null || need_apt+=(opendkim)
-[ -f /usr/share/publicsuffix/public_suffix_list.dat ] || need_apt+=(publicsuffix)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+command -v setpriv >/dev/null || need_apt+=(util-linux)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -74,7 +74,7 @@ struct TestBackend {
 
 enum Probe {
     static func cellConfig(listeners: String = #"{"name":"mx","role":"mx","path":"sockets/mx.sock"}"#) -> String {
-        #"{"hostname":"cell.test","domains":["cell.test"],"authentication":{"checks":false},"listeners":["# + listeners + "]}"
+        #"{"hostname":"cell.test","domains":["cell.test"],"authentication":{"checks":false},"admin":{"path":"sockets/admin.sock"},"listeners":["# + listeners + "]}"
     }
 
     static func waitUntil(_ seconds: Double, _ what: String, _ cond: () async -> Bool) async throws {
@@ -202,9 +202,10 @@ struct LocalProvisionerIntegrationTests {
         #expect(ourLinks.contains(fd3))
         // The cell's unix socket is reachable from the host.
         #expect(Probe.greeting(unixPath: data + "/sockets/mx.sock")?.hasPrefix("220 ") == true)
-        // No admin API in this engine yet: starting, with the reason.
+        // The admin API answers: the cell is running and healthy.
+        try await Probe.waitUntil(10, "the health check") { await p1.observe().first?.healthy == true }
         var o = try #require(await p1.observe().first)
-        if o.phase == .starting { #expect(o.detail?.contains("admin API") == true) }
+        #expect(o.phase == .running)
 
         // kill -9 of the engine: the whole sandbox goes, the cell is back after the back-off, same port.
         let firstOuter = try #require(o.pid)

@@ -1,0 +1,74 @@
+import Foundation
+import Hummingbird
+import Logging
+import MailCore
+import Mustache
+import NIOCore
+import PanelSecurity
+import Provisioning
+
+/// The whole control plane in one process: database and migrations, the
+/// service layer, the local provisioner and its reconciler, and the HTTPS
+/// server for panels and API.
+public final class ControlPlaneApp: Sendable {
+    public let config: ControlConfiguration
+    public let service: ControlService
+    public let database: any SQLDatabase
+    public let provisioner: LocalProvisioner?
+    let library: MustacheLibrary
+    let logger: Logger
+
+    public static func make(_ config: ControlConfiguration, logger: Logger = Logger(label: "postcell")) async throws -> ControlPlaneApp {
+        try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
+        let db = try await DatabaseURL.open(config.resolvedDatabaseURL)
+        let applied = try await Migrations.run(on: db)
+        if !applied.isEmpty { logger.info("database migrated", metadata: ["versions": "\(applied)"]) }
+        let library = try await MustacheLibrary(directory: config.templatesDirectory)
+        var provisioner: LocalProvisioner?
+        if !config.engineBinary.isEmpty {
+            var pc = LocalProvisioner.Configuration(root: config.stateDirectory + "/cells", engineBinary: config.engineBinary,
+                                                    sandbox: SandboxMode(rawValue: config.sandbox))
+            pc.uidBase = 200_000
+            provisioner = try LocalProvisioner(pc, logger: Logger(label: "postcell.cells"))
+        }
+        let mailer = try Mailer(outbox: config.stateDirectory + "/outbox", from: "Postcell <noreply@\(config.providerDomain)>", library: library,
+                                onSend: { to, subject, body in
+                                    // The demo set-up has no relay: the link is in the outbox and here.
+                                    if let link = body.split(separator: "\n").first(where: { $0.hasPrefix("https://") }) {
+                                        logger.notice("mail to \(to): \(subject): \(link)")
+                                    }
+                                })
+        let service = ControlService(store: ControlStore(db: db), config: config, provisioner: provisioner, mailer: mailer, logger: logger)
+        try await service.bootstrap()
+        return ControlPlaneApp(config: config, service: service, database: db, provisioner: provisioner, library: library, logger: logger)
+    }
+
+    init(config: ControlConfiguration, service: ControlService, database: any SQLDatabase, provisioner: LocalProvisioner?, library: MustacheLibrary, logger: Logger) {
+        self.config = config; self.service = service; self.database = database; self.provisioner = provisioner
+        self.library = library; self.logger = logger
+    }
+
+    /// Serves until SIGTERM/SIGINT. Cells keep running afterwards: mail
+    /// flow does not depend on the control plane, and the next start
+    /// adopts them.
+    public func run(onReady: @escaping @Sendable () -> Void = {}) async throws {
+        let names = Array(Set(["localhost", "127.0.0.1", config.panelHost].filter { $0 != "0.0.0.0" }))
+        let cert = try SelfSignedCertificate.loadOrCreate(directory: config.stateDirectory + "/tls", names: names)
+        let tls = try ControlServer.tlsConfiguration(certificatePEM: cert.certificatePEM, keyPEM: cert.privateKeyPEM)
+        let router = try ControlServer.router(service: service, library: library, templatesDirectory: config.templatesDirectory)
+        var reconciler: Reconciler?
+        if let p = provisioner {
+            let r = Reconciler(provisioner: p, interval: 2, desired: { [service] in try await service.desiredCells() },
+                               report: { [service] in await service.report($0) })
+            service.onKick { Task { await r.kick() } }
+            await r.start()
+            reconciler = r
+        }
+        let app = try ControlServer.application(router: router, tls: tls, host: config.panelHost, port: config.panelPort, logger: logger,
+                                                onServerRunning: { _ in onReady() })
+        do { try await app.runService() } catch { logger.error("server: \(error)") }
+        await reconciler?.stop()
+        await provisioner?.shutdown(stopCells: false)
+        await database.close()
+    }
+}

@@ -1,0 +1,246 @@
+import Foundation
+import MailCore
+import PanelSecurity
+
+public struct SignupRequest: Sendable, Codable {
+    public var email: String
+    public var password: String
+    public var name: String
+    public var slug: String
+    public var plan: String
+    public init(email: String, password: String, name: String, slug: String, plan: String) {
+        self.email = email; self.password = password; self.name = name; self.slug = slug; self.plan = plan
+    }
+}
+
+/// A new session: the id goes into the cookie (only its hash is stored).
+public struct NewSession: Sendable {
+    public var id: String
+    public var user: PanelUser
+    public var secondFactorPending: Bool
+}
+
+/// A session looked up from its cookie.
+public struct SessionInfo: Sendable {
+    public var idHash: String
+    public var user: PanelUser
+    public var csrfSecret: String
+    public var secondFactorPending: Bool
+}
+
+extension ControlService {
+    // MARK: Signup and verification
+
+    /// Creates a pending tenant and its owner and mails a verification link.
+    /// Returns the tenant id and (for tests and the API) nothing secret.
+    @discardableResult
+    public func signup(_ r: SignupRequest, caller: Caller) async throws -> Tenant {
+        var fields: [String: String] = [:]
+        var email = "", slug = ""
+        switch Validation.email(r.email) { case .ok(let e): email = e.lowercased(); case .bad(let m): fields["email"] = m }
+        switch Validation.slug(r.slug) { case .ok(let s): slug = s; case .bad(let m): fields["slug"] = m }
+        let name = r.name.trimmingCharacters(in: .whitespacesAndNewlines)
+        if name.isEmpty { fields["name"] = "Enter a name for the account." }
+        else if case .bad(let m) = Validation.displayName(name) { fields["name"] = m }
+        let plan = try await store.plan(r.plan)
+        if plan == nil { fields["plan"] = "Choose one of the plans." }
+        let verdict = checkPassword(r.password, user: email)
+        if !verdict.accepted { fields["password"] = verdict.messages.first ?? "Choose a stronger password." }
+        if fields.isEmpty {
+            if try await store.user(email: email) != nil { fields["email"] = "An account with this address exists already. Log in instead." }
+            if try await store.tenant(slug: slug) != nil { fields["slug"] = "This name is taken." }
+        }
+        guard fields.isEmpty, let plan else { throw ServiceError.invalid(fields) }
+
+        let tenant = Tenant(id: Identifier.make("t-"), slug: slug, name: name, planID: plan.id, status: .pending, statusReason: nil, createdAt: now)
+        let owner = PanelUser(id: Identifier.make("u-"), tenantID: tenant.id, email: email, passwordHash: try hashPassword(r.password),
+                              role: .owner, emailVerified: false, totpSecret: nil, totpEnabled: false, totpLastStep: 0, disabled: false)
+        let token = SessionToken.generate().value
+        do {
+            try await store.db.transaction { [store, now] tx in
+                try await store.insertTenant(tenant, on: tx)
+                try await store.insertUser(owner, now: now, on: tx)
+                try await store.insertVerification(tokenHash: SessionToken.storageHash(of: token), user: owner.id, expires: now + 48 * 3600, on: tx)
+            }
+        } catch let e as SQLError where e.isConstraintViolation {
+            throw ServiceError.invalid(["slug": "This name or address is taken."])
+        }
+        try await audit(caller, "tenant.signup", tenant: tenant.id, target: email, detail: "plan=\(plan.id)")
+        try await mailer.send(to: email, template: "email/verify", context: [
+            "name": name, "link": config.panelURL + "/verify?token=" + token, "domain": slug + "." + config.providerDomain,
+        ])
+        return tenant
+    }
+
+    /// Verifies the owner's address: the tenant becomes active with its
+    /// free subdomain, and its cell is created.
+    public func verifyEmail(token: String, caller: Caller) async throws -> Tenant {
+        let hash = SessionToken.storageHash(of: token)
+        let tenant: Tenant = try await store.db.transaction { [store, now] tx in
+            guard let userID = try await store.consumeVerification(tokenHash: hash, now: now, on: tx) else {
+                throw ServiceError(.notFound, "This link is not valid any more. Log in to get a new one.")
+            }
+            return try await self.activate(userID: userID, on: tx)
+        }
+        try await audit(caller, "tenant.verified", tenant: tenant.id)
+        kick.withLockedValue { $0 }?()
+        return tenant
+    }
+
+    /// Activates an owner whose address is known to be theirs (the
+    /// verification link, or an operator's `postcell tenant add`).
+    public func activateVerified(email: String, caller: Caller) async throws -> Tenant {
+        guard let u = try await store.user(email: email) else { throw ServiceError(.notFound, "No such user.") }
+        let t = try await store.db.transaction { tx in try await self.activate(userID: u.id, on: tx) }
+        try await audit(caller, "tenant.verified", tenant: t.id, detail: "by operator")
+        kick.withLockedValue { $0 }?()
+        return t
+    }
+
+    /// The owner's address is confirmed: the tenant becomes active with its
+    /// free subdomain, and its cell is created on the host with room.
+    func activate(userID: String, on tx: any SQLExecutor) async throws -> Tenant {
+        guard let user = try await store.user(id: userID, on: tx), let tid = user.tenantID, var t = try await store.tenant(tid, on: tx) else {
+            throw ServiceError(.notFound, "This link is not valid any more. Log in to get a new one.")
+        }
+        try await store.updateUser(user.id, set: "email_verified_at", .int(now), on: tx)
+        guard t.status == .pending else { return t }
+        try await store.setTenantStatus(t.id, .active, reason: nil, now: now, on: tx)
+        t.status = .active
+        try await store.insertDomain(Domain(name: t.slug + "." + config.providerDomain, tenantID: t.id, kind: "subdomain"), now: now, on: tx)
+        guard let host = try await store.hosts().first(where: { $0.id == "local" }) else { throw ServiceError(.unavailable, "No host to run the account on.") }
+        let slot = try await store.freeSlot(host: host.id, on: tx)
+        guard slot < host.capacityCells else { throw ServiceError(.unavailable, "The service is full at the moment. Please try again later.") }
+        try await store.insertCell(Cell(id: "c-" + t.slug, tenantID: t.id, hostID: host.id, slot: slot, desiredState: "running",
+                                        observedPhase: "pending", healthy: false, restarts: 0), now: now, on: tx)
+        return t
+    }
+
+    // MARK: Login, sessions, second factor
+
+    public func login(email rawEmail: String, password: String, caller: Caller) async throws -> NewSession {
+        let email = rawEmail.trimmingCharacters(in: .whitespaces).lowercased()
+        let ip = caller.ip ?? "?"
+        let t = clock()
+        if case .refuse(let wait) = throttle.withLockedValue({ $0.check(account: email, address: ip, now: t) }) {
+            throw ServiceError(.rateLimited, "Too many failed logins. Try again in \(wait / 60 + 1) minutes.", retryAfter: wait)
+        }
+        let user = try await store.user(email: email)
+        let ok = verify(password, hash: user?.passwordHash ?? ControlService.decoyHash)
+        guard ok, let user, !user.disabled else {
+            throttle.withLockedValue { $0.recordFailure(account: email, address: ip, now: t) }
+            throw ServiceError(.unauthenticated, "The e-mail address or the password is wrong.")
+        }
+        throttle.withLockedValue { $0.recordSuccess(account: email, address: ip, now: t) }
+        guard user.emailVerified else {
+            throw ServiceError(.forbidden, "Please confirm your e-mail address first: we sent you a link.")
+        }
+        if let tid = user.tenantID, let tenant = try await store.tenant(tid), tenant.status == .closed {
+            throw ServiceError(.forbidden, "This account is closed.")
+        }
+        let id = SessionToken.generate().value
+        try await store.insertSession(idHash: SessionToken.storageHash(of: id), user: user.id, csrfSecret: SessionToken.generate().value,
+                                      pendingSecondFactor: user.totpEnabled, now: now, expires: now + config.sessionSeconds, ip: caller.ip)
+        try await store.updateUser(user.id, set: "last_login_at", .int(now))
+        if user.role.isStaff { try await audit(Caller(user: user, ip: caller.ip), "staff.login") }
+        return NewSession(id: id, user: user, secondFactorPending: user.totpEnabled)
+    }
+
+    public func session(id: String) async throws -> SessionInfo? {
+        let h = SessionToken.storageHash(of: id)
+        guard let s = try await store.session(idHash: h, now: now), let user = try await store.user(id: s.user), !user.disabled else { return nil }
+        return SessionInfo(idHash: h, user: user, csrfSecret: s.csrfSecret, secondFactorPending: s.pending)
+    }
+
+    /// The second step of a login with TOTP on: a code not used before.
+    public func completeSecondFactor(_ s: SessionInfo, code: String, caller: Caller) async throws {
+        let ip = caller.ip ?? "?"
+        let t = clock()
+        if case .refuse(let wait) = throttle.withLockedValue({ $0.check(account: s.user.email, address: ip, now: t) }) {
+            throw ServiceError(.rateLimited, "Too many failed attempts. Try again later.", retryAfter: wait)
+        }
+        guard s.user.totpEnabled, let secret = s.user.totpSecret, let key = Base32.decode(secret),
+              let step = TOTP(secret: key).match(code.filter(\.isNumber), at: t, window: 1),
+              try await store.consumeTOTPStep(s.user.id, step: step) else {
+            throttle.withLockedValue { $0.recordFailure(account: s.user.email, address: ip, now: t) }
+            throw ServiceError.invalid(["code": "That code is not right. Use the current code from your app."])
+        }
+        throttle.withLockedValue { $0.recordSuccess(account: s.user.email, address: ip, now: t) }
+        try await store.completeSecondFactor(idHash: s.idHash)
+    }
+
+    public func logout(_ s: SessionInfo) async throws { try await store.deleteSession(idHash: s.idHash) }
+
+    /// API tokens: `Authorization: Bearer TOKEN`. Made with the account's
+    /// password (and current TOTP code when on).
+    public func createAPIToken(email: String, password: String, code: String?, name: String, caller: Caller) async throws -> String {
+        let s = try await login(email: email, password: password, caller: caller)
+        let info = try await session(id: s.id)
+        if s.secondFactorPending, let info { try await completeSecondFactor(info, code: code ?? "", caller: caller) }
+        if let info { try await logout(info) }
+        let token = "pc_" + SessionToken.generate().value
+        try await store.insertAPIToken(hash: SessionToken.storageHash(of: token), user: s.user.id, name: String(name.prefix(80)), now: now, expires: nil)
+        try await audit(Caller(user: s.user, ip: caller.ip), "token.create", tenant: s.user.tenantID, target: String(name.prefix(80)))
+        return token
+    }
+
+    public func user(apiToken: String) async throws -> PanelUser? {
+        guard let id = try await store.apiTokenUser(hash: SessionToken.storageHash(of: apiToken), now: now) else { return nil }
+        return try await store.user(id: id).flatMap { $0.disabled ? nil : $0 }
+    }
+
+    // MARK: The owner's own account
+
+    public func changeOwnPassword(current: String, new: String, session: SessionInfo?, caller: Caller) async throws {
+        let u = try requireUser(caller)
+        guard verify(current, hash: u.passwordHash) else { throw ServiceError.invalid(["current": "This is not your current password."]) }
+        let verdict = policy.evaluate(new, user: u.email, oldPassword: current)
+        guard verdict.accepted else { throw ServiceError.invalid(["password": verdict.messages.first ?? "Choose a stronger password."]) }
+        try await store.updateUser(u.id, set: "password_hash", .text(try hashPassword(new)))
+        try await store.deleteSessions(user: u.id, except: session?.idHash)
+        try await audit(caller, "account.password", tenant: u.tenantID, target: u.email)
+    }
+
+    /// Starts TOTP enrolment: a new secret, shown once, not yet required.
+    public func beginTOTP(caller: Caller) async throws -> (secret: String, url: String) {
+        let u = try requireUser(caller)
+        if u.totpEnabled { throw ServiceError(.conflict, "Two-factor authentication is on already.") }
+        let secret = TOTP.generateSecret()
+        let text = Base32.encode(secret, padding: false)
+        try await store.updateUser(u.id, set: "totp_secret", .text(text))
+        return (text, TOTP(secret: secret).otpauthURL(issuer: "Postcell", account: u.email))
+    }
+
+    /// Turns TOTP on once the user shows a code from the new secret.
+    public func enableTOTP(code: String, caller: Caller) async throws {
+        let u = try requireUser(caller)
+        guard let text = u.totpSecret, let secret = Base32.decode(text) else { throw ServiceError(.conflict, "Start the set-up again.") }
+        guard let step = TOTP(secret: secret).match(code.filter(\.isNumber), at: clock(), window: 1),
+              try await store.consumeTOTPStep(u.id, step: step) else {
+            throw ServiceError.invalid(["code": "That code is not right. Check the time on your phone and try the current code."])
+        }
+        try await store.updateUser(u.id, set: "totp_enabled", .bool(true))
+        try await audit(caller, "account.totp.enable", tenant: u.tenantID, target: u.email)
+    }
+
+    public func disableTOTP(password: String, caller: Caller) async throws {
+        let u = try requireUser(caller)
+        guard verify(password, hash: u.passwordHash) else { throw ServiceError.invalid(["password": "This is not your password."]) }
+        try await store.updateUser(u.id, set: "totp_enabled", .bool(false))
+        try await store.updateUser(u.id, set: "totp_secret", .null)
+        try await audit(caller, "account.totp.disable", tenant: u.tenantID, target: u.email)
+    }
+
+    /// Creates a staff user (CLI and `postcell up`'s demo).
+    public func createStaff(email rawEmail: String, password: String, role: Role, caller: Caller) async throws -> PanelUser {
+        guard role.isStaff else { throw ServiceError.invalid(["role": "Staff roles are admin, support and billing."]) }
+        guard case .ok(let email) = Validation.email(rawEmail) else { throw ServiceError.invalid(["email": "That is not an e-mail address."]) }
+        let u = PanelUser(id: Identifier.make("u-"), tenantID: nil, email: email.lowercased(), passwordHash: try hashPassword(password), role: role,
+                          emailVerified: true, totpSecret: nil, totpEnabled: false, totpLastStep: 0, disabled: false)
+        do { try await store.insertUser(u, now: now) } catch let e as SQLError where e.isConstraintViolation {
+            throw ServiceError(.conflict, "A user with this address exists already.")
+        }
+        try await audit(caller, "staff.create", target: u.email, detail: "role=\(role.rawValue)")
+        return u
+    }
+}

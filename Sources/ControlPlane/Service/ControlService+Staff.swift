@@ -1,0 +1,167 @@
+import Foundation
+import Provisioning
+
+public struct FleetOverview: Sendable, Codable {
+    public struct HostLoad: Sendable, Codable { public var host: CellHost; public var cells: Int }
+    public var cellsByPhase: [String: Int]
+    public var tenantsByStatus: [String: Int]
+    public var hosts: [HostLoad]
+}
+
+/// What support sees of one tenant: everything but secrets.
+public struct TenantDetail: Sendable {
+    public var tenant: Tenant
+    public var plan: Plan?
+    public var owners: [PanelUser]
+    public var cell: Cell?
+    public var domains: [Domain]
+    public var mailboxes: [Mailbox]
+    public var aliases: [Alias]
+    public var audit: [AuditEntry]
+}
+
+extension ControlService {
+    public func fleet(caller: Caller) async throws -> FleetOverview {
+        _ = try requireStaff(caller)
+        let perHost = try await store.cellsPerHost()
+        return FleetOverview(cellsByPhase: try await store.cellCounts(), tenantsByStatus: try await store.tenantCounts(),
+                             hosts: try await store.hosts().map { .init(host: $0, cells: perHost[$0.id] ?? 0) })
+    }
+
+    public func searchTenants(_ q: String, status: String?, page: Int, caller: Caller) async throws -> [Tenant] {
+        _ = try requireStaff(caller)
+        let s = status.flatMap { $0.isEmpty ? nil : TenantStatus(rawValue: $0) }
+        if let status, !status.isEmpty, s == nil { throw ServiceError.invalid(["status": "Unknown status."]) }
+        return try await store.searchTenants(String(q.trimmingCharacters(in: .whitespaces).prefix(100)), status: s,
+                                             limit: 50, offset: max(0, min(page, 10_000)) * 50)
+    }
+
+    public func tenantDetail(_ id: String, caller: Caller) async throws -> TenantDetail {
+        _ = try requireStaff(caller)
+        guard let t = try await store.tenant(id) else { throw ServiceError(.notFound, "No such tenant.") }
+        return TenantDetail(tenant: t, plan: try await store.plan(t.planID), owners: try await store.owners(tenant: id),
+                            cell: try await store.cell(tenant: id), domains: try await store.domains(tenant: id),
+                            mailboxes: try await store.mailboxes(tenant: id), aliases: try await store.aliases(tenant: id),
+                            audit: try await store.auditLog(tenant: id, action: nil, limit: 50, offset: 0))
+    }
+
+    public func suspend(_ id: String, reason: String, caller: Caller) async throws {
+        _ = try requireStaff(caller, [.admin])
+        guard let t = try await store.tenant(id) else { throw ServiceError(.notFound, "No such tenant.") }
+        guard t.status == .active else { throw ServiceError(.conflict, "Only an active tenant can be suspended (this one is \(t.status.rawValue)).") }
+        let why = String(reason.trimmingCharacters(in: .whitespacesAndNewlines).prefix(500))
+        guard !why.isEmpty else { throw ServiceError.invalid(["reason": "Say why, for the audit log and the customer."]) }
+        try await store.setTenantStatus(id, .suspended, reason: why, now: now)
+        try await audit(caller, "tenant.suspend", tenant: id, target: t.slug, detail: why)
+        await push(id) { admin in try await admin.setSuspended(true) }
+    }
+
+    public func resume(_ id: String, caller: Caller) async throws {
+        _ = try requireStaff(caller, [.admin])
+        guard let t = try await store.tenant(id) else { throw ServiceError(.notFound, "No such tenant.") }
+        guard t.status == .suspended else { throw ServiceError(.conflict, "This tenant is not suspended.") }
+        try await store.setTenantStatus(id, .active, reason: nil, now: now)
+        try await audit(caller, "tenant.resume", tenant: id, target: t.slug)
+        await push(id) { admin in try await admin.setSuspended(false) }
+    }
+
+    /// Staff deletes a tenant: its cell and data go, the record stays as
+    /// closed for the audit trail.
+    public func deleteTenant(_ id: String, reason: String, caller: Caller) async throws {
+        _ = try requireStaff(caller, [.admin])
+        guard let t = try await store.tenant(id) else { throw ServiceError(.notFound, "No such tenant.") }
+        guard t.status != .closed else { throw ServiceError(.conflict, "This tenant is closed already.") }
+        try await close(t, reason: "deleted by staff: " + String(reason.prefix(300)))
+        try await audit(caller, "tenant.delete", tenant: id, target: t.slug, detail: String(reason.prefix(300)))
+    }
+
+    public func auditLog(tenant: String?, action: String?, page: Int, caller: Caller) async throws -> [AuditEntry] {
+        _ = try requireStaff(caller, [.admin, .support])
+        return try await store.auditLog(tenant: tenant, action: action, limit: 100, offset: max(0, min(page, 10_000)) * 100)
+    }
+
+    // MARK: Export and closure
+
+    /// A full export of the tenant's mail: a tar of Maildir trees, made by
+    /// the cell. Returns the file on the host and a download name.
+    public func export(tenant tid: String?, caller: Caller) async throws -> (path: String, filename: String) {
+        let t = try await tenantFor(caller, tid, write: false)
+        if caller.user?.role == .support || caller.user?.role == .billing { throw ServiceError(.forbidden, "Support views are read-only.") }
+        guard let p = provisioner, let cell = try await store.cell(tenant: t.id) else { throw ServiceError(.unavailable, "The account has no mail store yet.") }
+        let result: EngineAdmin.ExportResult
+        do { result = try await p.admin(cell.id).export() } catch {
+            throw ServiceError(.unavailable, "The mail store is not answering; try again in a minute.")
+        }
+        try await audit(caller, "tenant.export", tenant: t.id, detail: "\(result.bytes) bytes")
+        return (p.dataDirectory(cell.id) + "/" + result.path, "postcell-\(t.slug)-export.tar")
+    }
+
+    /// The owner closes the account: password and the account name typed
+    /// again. The cell and its data are removed.
+    public func closeAccount(password: String, confirmSlug: String, caller: Caller) async throws {
+        let u = try requireUser(caller)
+        guard u.role == .owner else { throw ServiceError(.forbidden, "Only the owner can close an account.") }
+        let t = try await tenantFor(caller, nil, write: false)
+        var fields: [String: String] = [:]
+        if !verify(password, hash: u.passwordHash) { fields["password"] = "This is not your password." }
+        if confirmSlug.trimmingCharacters(in: .whitespaces).lowercased() != t.slug { fields["confirm"] = "Type \(t.slug) to confirm." }
+        guard fields.isEmpty else { throw ServiceError.invalid(fields) }
+        try await close(t, reason: "closed by owner")
+        try await audit(caller, "tenant.close", tenant: t.id, target: t.slug)
+    }
+
+    func close(_ t: Tenant, reason: String) async throws {
+        try await store.setTenantStatus(t.id, .closed, reason: reason, now: now)
+        for o in try await store.owners(tenant: t.id) {
+            try await store.updateUser(o.id, set: "disabled", .bool(true))
+            try await store.deleteSessions(user: o.id)
+        }
+        if let cell = try await store.cell(tenant: t.id) {
+            try await store.setCellDesired(tenant: t.id, "deleted")
+            if let p = provisioner { try await p.remove(id: cell.id, deleteData: true) }
+            try await store.deleteCell(cell.id)
+        }
+        try await store.db.execute("DELETE FROM mailboxes WHERE tenant_id = ?", [.text(t.id)])
+        try await store.db.execute("DELETE FROM aliases WHERE tenant_id = ?", [.text(t.id)])
+        try await store.db.execute("DELETE FROM domains WHERE tenant_id = ?", [.text(t.id)])
+    }
+
+    // MARK: Reconciler glue
+
+    /// What the provisioner should run: every cell of this host.
+    public func desiredCells() async throws -> [CellSpec] {
+        guard let host = try await store.hosts().first(where: { $0.id == "local" }) else { return [] }
+        var specs: [CellSpec] = []
+        for c in try await store.cells(host: host.id) {
+            guard let cfg = try await renderConfiguration(tenant: c.tenantID) else { continue }
+            specs.append(CellSpec(id: c.id, desired: c.desiredState == "running" ? .running : .stopped, configuration: cfg,
+                                  listeners: CellConfigRenderer.listeners(slot: c.slot, host: host, bindHost: config.mailHost),
+                                  limits: ResourceLimits(memoryBytes: config.cellMemoryBytes)))
+        }
+        return specs
+    }
+
+    /// Records what the provisioner saw; pushes the configuration again to
+    /// healthy cells that missed a change. (A cell that starts reads the
+    /// whole configuration from the file the provisioner writes first.)
+    public func report(_ observations: [CellObservation]) async {
+        let cells = (try? await store.cells()) ?? []
+        let byID = Dictionary(uniqueKeysWithValues: cells.map { ($0.id, $0) })
+        let needSync = takeDirtyTenants()
+        for o in observations {
+            guard let c = byID[o.id] else { continue }
+            if c.observedPhase != o.phase.rawValue || c.healthy != o.healthy || c.restarts != o.restarts || c.lastExit != o.lastExit || c.detail != o.detail {
+                try? await store.recordObservation(cell: c.id, phase: o.phase.rawValue, healthy: o.healthy, restarts: o.restarts,
+                                                   lastExit: o.lastExit, detail: o.detail, now: now)
+            }
+        }
+        let healthy = Set(observations.filter(\.healthy).map(\.id))
+        for tid in needSync {
+            guard let c = cells.first(where: { $0.tenantID == tid }), healthy.contains(c.id) else { continue }
+            do { try await sync(tenant: tid) } catch {
+                logger.notice("sync of \(c.id) failed: \(error)")
+                dirty.withLockedValue { _ = $0.insert(tid) }
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import Logging
+import MailCore
+import NIOConcurrencyHelpers
+import PanelSecurity
+import Provisioning
+
+/// Who is asking: the logged-in panel user (or API token owner) and the
+/// client address, for role checks and the audit log.
+public struct Caller: Sendable {
+    public var user: PanelUser?
+    public var ip: String?
+    public init(user: PanelUser?, ip: String?) { self.user = user; self.ip = ip }
+    public static func system(_ what: String = "system") -> Caller { Caller(user: nil, ip: what) }
+}
+
+/// The one service layer the customer panel, the staff panel, the REST API
+/// and the CLI share. Every method checks the caller's role, validates its
+/// input, writes the control database, pushes the change to the tenant's
+/// cell and records staff actions in the audit log.
+public final class ControlService: Sendable {
+    public let store: ControlStore
+    public let config: ControlConfiguration
+    public let provisioner: (any Provisioner)?
+    let clock: @Sendable () -> Date
+    let logger: Logger
+    let mailer: Mailer
+    let throttle: NIOLockedValueBox<LoginThrottle>
+    let policy: PasswordPolicy
+    /// Tenants whose cell missed a change (it was down): the reconciler
+    /// pushes their whole configuration again.
+    let dirty = NIOLockedValueBox<Set<String>>([])
+    /// Called after a change that the reconciler should act on at once.
+    let kick = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
+
+    public init(store: ControlStore, config: ControlConfiguration, provisioner: (any Provisioner)?, mailer: Mailer,
+                clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger = Logger(label: "postcell.control")) {
+        self.store = store; self.config = config; self.provisioner = provisioner; self.mailer = mailer
+        self.clock = clock; self.logger = logger
+        self.throttle = NIOLockedValueBox(LoginThrottle())
+        self.policy = PasswordPolicy()
+    }
+
+    public func onKick(_ f: @escaping @Sendable () -> Void) { kick.withLockedValue { $0 = f } }
+    var now: Int64 { Int64(clock().timeIntervalSince1970) }
+
+    // MARK: Start-up
+
+    /// Loads the plan catalogue into the database and makes sure the local
+    /// host exists.
+    public func bootstrap() async throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: config.plansFile))
+        struct Catalogue: Decodable {
+            struct P: Decodable { var id: String; var name: String; var monthlyPrice: String; var mailboxes: Int; var storageBytes: Int64; var messagesPerDay: Int; var domains: Int }
+            var currency: String; var plans: [P]
+        }
+        let c = try JSONDecoder().decode(Catalogue.self, from: data)
+        for p in c.plans {
+            try await store.upsertPlan(Plan(id: p.id, name: p.name, currency: c.currency, monthlyPrice: p.monthlyPrice, mailboxes: p.mailboxes,
+                                            storageBytes: p.storageBytes, messagesPerDay: p.messagesPerDay, domains: p.domains))
+        }
+        try await store.deactivatePlans(except: c.plans.map(\.id))
+        if try await !store.hosts().contains(where: { $0.id == "local" }) {
+            try await store.insertHost(CellHost(id: "local", name: ProcessInfo.processInfo.hostName, backend: provisioner?.backendName ?? "local",
+                                            capacityCells: config.hostCapacity, portBase: config.portBase, portStride: config.portStride), now: now)
+        }
+    }
+
+    // MARK: Role checks
+
+    func requireUser(_ c: Caller) throws -> PanelUser {
+        guard let u = c.user, !u.disabled else { throw ServiceError(.unauthenticated, "Please log in.") }
+        return u
+    }
+    func requireStaff(_ c: Caller, _ roles: Set<Role> = [.admin, .support, .billing]) throws -> PanelUser {
+        let u = try requireUser(c)
+        guard roles.contains(u.role) else { throw ServiceError(.forbidden, "Your role does not allow this.") }
+        return u
+    }
+    /// The tenant a caller may act on: an owner their own; staff any (read),
+    /// admins any (write).
+    func tenantFor(_ c: Caller, _ tenantID: String?, write: Bool) async throws -> Tenant {
+        let u = try requireUser(c)
+        let id: String
+        if u.role == .owner {
+            guard let own = u.tenantID, tenantID == nil || tenantID == own else { throw ServiceError(.notFound, "No such account.") }
+            id = own
+        } else {
+            guard let tenantID else { throw ServiceError(.notFound, "No such account.") }
+            if write && u.role != .admin { throw ServiceError(.forbidden, "Your role does not allow this.") }
+            id = tenantID
+        }
+        guard let t = try await store.tenant(id) else { throw ServiceError(.notFound, "No such account.") }
+        if write && u.role == .owner {
+            if t.status == .suspended { throw ServiceError(.forbidden, "This account is suspended. Please contact support.") }
+            if t.status == .closed { throw ServiceError(.forbidden, "This account is closed.") }
+        }
+        return t
+    }
+
+    func audit(_ c: Caller, _ action: String, tenant: String? = nil, target: String? = nil, detail: String? = nil, on x: (any SQLExecutor)? = nil) async throws {
+        try await store.audit(AuditEntry(id: Identifier.timeOrdered(clock()), at: now, actorID: c.user?.id, actorEmail: c.user?.email,
+                                         actorRole: c.user?.role.rawValue ?? "system", tenantID: tenant, action: action, target: target,
+                                         detail: detail, ip: c.ip), on: x)
+    }
+
+    // MARK: Passwords
+
+    /// The policy verdict for a proposed password (also the strength meter).
+    public func checkPassword(_ password: String, user: String?) -> PasswordVerdict {
+        policy.evaluate(password, user: user, oldPassword: nil)
+    }
+
+    func hashPassword(_ password: String) throws -> String {
+        try PasswordHash.make(password: password).description
+    }
+
+    func verify(_ password: String, hash: String) -> Bool {
+        guard let h = try? PasswordHash(parsing: hash) else { return false }
+        return h.verify(password)
+    }
+
+    /// A hash to verify against when the account does not exist, so a
+    /// wrong e-mail address costs as long as a wrong password.
+    static let decoyHash = (try? PasswordHash.make(password: "decoy-\(UInt64.random(in: 0...UInt64.max))").description) ?? ""
+}

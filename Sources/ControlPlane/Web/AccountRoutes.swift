@@ -1,0 +1,117 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import NIOPosix
+
+/// The owner's (and staff member's) own account: password, TOTP; and for
+/// owners the export and closure of the whole account.
+struct AccountRoutes {
+    let service: ControlService
+    let views: Views
+    let customer: CustomerRoutes
+
+    func register(_ r: Router<PanelContext>) {
+        r.get("/account") { req, ctx in try await signedIn(ctx) { try await accountPage(ctx, notice: customer.notice(req)) } }
+        r.post("/account/password") { req, ctx in
+            try await signedInForm(req, ctx) { form in
+                do {
+                    try await service.changeOwnPassword(current: form["current"], new: form["password"], session: ctx.session, caller: ctx.caller)
+                    return Reply.redirect("/account?done=password-changed")
+                } catch let e as ServiceError { return try await accountPage(ctx, error: e, form: form) }
+            }
+        }
+        r.post("/account/totp/begin") { req, ctx in
+            try await signedInForm(req, ctx) { form in
+                do {
+                    let (secret, url) = try await service.beginTOTP(caller: ctx.caller)
+                    return views.page("totp-setup", ["secret": secret, "grouped": grouped(secret), "url": url], ctx: ctx)
+                } catch let e as ServiceError { return try await accountPage(ctx, error: e, form: form) }
+            }
+        }
+        r.post("/account/totp/enable") { req, ctx in
+            try await signedInForm(req, ctx) { form in
+                do {
+                    try await service.enableTOTP(code: form["code"], caller: ctx.caller)
+                    return Reply.redirect("/account?done=totp-enabled")
+                } catch let e as ServiceError {
+                    let secret = ctx.user?.totpSecret ?? ""
+                    return views.form("totp-setup", ["secret": secret, "grouped": grouped(secret)], error: e, form: form, ctx: ctx)
+                }
+            }
+        }
+        r.post("/account/totp/disable") { req, ctx in
+            try await signedInForm(req, ctx) { form in
+                do {
+                    try await service.disableTOTP(password: form["password"], caller: ctx.caller)
+                    return Reply.redirect("/account?done=totp-disabled")
+                } catch let e as ServiceError { return try await accountPage(ctx, error: e, form: form) }
+            }
+        }
+        r.get("/panel/close") { _, ctx in try await customer.owner(ctx) { try await closePage(ctx) } }
+        r.get("/panel/export") { _, ctx in
+            try await customer.owner(ctx) {
+                let (path, name) = try await service.export(tenant: nil, caller: ctx.caller)
+                return try await download(path: path, filename: name)
+            }
+        }
+        r.post("/panel/close") { req, ctx in
+            try await customer.ownerForm(req, ctx) { form in
+                do {
+                    try await service.closeAccount(password: form["password"], confirmSlug: form["confirm"], caller: ctx.caller)
+                    var resp = Reply.redirect("/login?done=closed")
+                    resp.setCookie(Cookies.clearSession())
+                    return resp
+                } catch let e as ServiceError { return try await closePage(ctx, error: e, form: form) }
+            }
+        }
+    }
+
+    func grouped(_ secret: String) -> String {
+        stride(from: 0, to: secret.count, by: 4).map { i in
+            String(secret.dropFirst(i).prefix(4))
+        }.joined(separator: " ")
+    }
+
+    func signedIn(_ ctx: PanelContext, _ body: () async throws -> Response) async throws -> Response {
+        guard ctx.user != nil else { return Reply.redirect("/login") }
+        do { return try await body() } catch let e as ServiceError {
+            return views.page("message", ["title": "Not possible", "message": e.message], status: HTTPResponse.Status(code: e.httpStatus), ctx: ctx)
+        }
+    }
+
+    func signedInForm(_ req: Request, _ ctx: PanelContext, _ body: (Form) async throws -> Response) async throws -> Response {
+        try await signedIn(ctx) {
+            let form = try await Form.read(req)
+            guard CSRF.valid(form, request: req, ctx: ctx) else { return customer.csrfFailure(ctx) }
+            return try await body(form)
+        }
+    }
+
+    func accountPage(_ ctx: PanelContext, notice: String? = nil, error: ServiceError? = nil, form: Form = Form("")) async throws -> Response {
+        guard let u = ctx.user else { return Reply.redirect("/login") }
+        var c: [String: Any] = ["account": ["email": u.email, "totp": u.totpEnabled, "owner": u.role == .owner]]
+        if let notice { c["done"] = notice }
+        if !form["password"].isEmpty && error?.fields["password"] != nil { c["meter"] = customer.meter(form["password"], user: u.email) }
+        return views.form("account", c, error: error, form: form, ctx: ctx)
+    }
+
+    func closePage(_ ctx: PanelContext, error: ServiceError? = nil, form: Form = Form("")) async throws -> Response {
+        let t = try await service.tenantFor(ctx.caller, nil, write: false)
+        return views.form("close", ["slug": t.slug], error: error, form: form, ctx: ctx)
+    }
+
+    /// Streams a file and removes it afterwards (exports are made per request).
+    func download(path: String, filename: String) async throws -> Response {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw ServiceError(.unavailable, "The export could not be read.") }
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        let body = ResponseBody { writer in
+            defer { try? handle.close(); try? FileManager.default.removeItem(atPath: path) }
+            while let chunk = try handle.read(upToCount: 256 * 1024), !chunk.isEmpty {
+                try await writer.write(ByteBuffer(bytes: chunk))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "application/x-tar", .contentLength: String(size),
+                                               .contentDisposition: "attachment; filename=\"\(filename)\""], body: body)
+    }
+}

@@ -1,0 +1,29 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// The per-request context: who is asking (from the session cookie or an
+/// API token) and from where.
+public struct PanelContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var session: SessionInfo?
+    /// The user of an API token (no session, no CSRF: the token is the proof).
+    public var tokenUser: PanelUser?
+    public var remoteIP: String?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteIP = source.channel.remoteAddress?.ipAddress
+    }
+
+    public var maxUploadSize: Int { 1 << 20 }
+
+    /// The caller for the service layer. A session waiting for its second
+    /// factor is not logged in yet.
+    public var caller: Caller {
+        if let tokenUser { return Caller(user: tokenUser, ip: remoteIP) }
+        if let s = session, !s.secondFactorPending { return Caller(user: s.user, ip: remoteIP) }
+        return Caller(user: nil, ip: remoteIP)
+    }
+    public var user: PanelUser? { caller.user }
+}

@@ -1,2 +1,0 @@
-import ControlPlane
-print("postcell")

@@ -1,0 +1,177 @@
+import Foundation
+import Testing
+import PanelSecurity
+@testable import ControlPlane
+
+/// The service layer over each database (SQLite; PostgreSQL when the test
+/// script provides one): the same suite, the same results.
+@Suite struct ControlServiceTests {
+    @Test(arguments: TestDatabases.all)
+    func migrationsAreRecordedAndRunOnce(_ database: String) async throws {
+        let env = try await TestEnvironment(database)
+        let versions = try await env.db.query("SELECT version FROM schema_migrations ORDER BY version", []).compactMap { $0.int("version") }
+        #expect(versions == Migrations.all.map { Int64($0.version) })
+        #expect(try await Migrations.run(on: env.db).isEmpty)
+        #expect(try await env.service.store.plans().map(\.id) == ["family-mini", "family", "club"])
+        await env.close()
+    }
+
+    @Test(arguments: TestDatabases.all)
+    func signupReportsEveryBadFieldAtOnce(_ database: String) async throws {
+        let env = try await TestEnvironment(database)
+        let e = await #expect(throws: ServiceError.self) {
+            try await env.service.signup(SignupRequest(email: "not an address", password: "password1", name: "", slug: "postmaster", plan: "gold"), caller: .system())
+        }
+        #expect(e?.kind == .invalid)
+        #expect(Set(e?.fields.keys.map { $0 } ?? []) == ["email", "password", "name", "slug", "plan"])
+        #expect(try await env.service.store.searchTenants("", status: nil, limit: 10, offset: 0).isEmpty)
+        await env.close()
+    }
+
+    @Test(arguments: TestDatabases.all)
+    func signupVerifyLoginAndTheLinkWorksOnce(_ database: String) async throws {
+        let env = try await TestEnvironment(database)
+        let s = env.service
+        let t = try await s.signup(SignupRequest(email: "Anna@Example.org", password: TestEnvironment.strong, name: "Anna's family", slug: "Anna-Home", plan: "family"), caller: .system())
+        #expect(t.status == .pending && t.slug == "anna-home")
+        // Not verified: login is refused with a clear reason.
+        let early = await #expect(throws: ServiceError.self) { try await s.login(email: "anna@example.org", password: TestEnvironment.strong, caller: .system()) }
+        #expect(early?.kind == .forbidden)
+        let token = try #require(env.verificationToken(to: "anna@example.org"))
+        let active = try await s.verifyEmail(token: token, caller: .system())
+        #expect(active.status == .active)
+        #expect(try await s.store.domains(tenant: t.id).map(\.name) == ["anna-home.postcell.test"])
+        let cell = try #require(try await s.store.cell(tenant: t.id))
+        #expect(cell.desiredState == "running")
+        let again = await #expect(throws: ServiceError.self) { try await s.verifyEmail(token: token, caller: .system()) }
+        #expect(again?.kind == .notFound)
+        // Duplicate signup with the same address or name.
+        let dup = await #expect(throws: ServiceError.self) {
+            try await s.signup(SignupRequest(email: "anna@example.org", password: TestEnvironment.strong, name: "x", slug: "anna-home", plan: "family"), caller: .system())
+        }
+        #expect(dup?.fields["email"] != nil && dup?.fields["slug"] != nil)
+        let session = try await s.login(email: "ANNA@example.org", password: TestEnvironment.strong, caller: .system())
+        #expect(try await s.session(id: session.id)?.user.email == "anna@example.org")
+        await env.close()
+    }
+
+    @Test(arguments: TestDatabases.all)
+    func loginIsRateLimited(_ database: String) async throws {
+        let env = try await TestEnvironment(database)
+        _ = try await env.owner(slug: "brute")
+        let from = Caller(user: nil, ip: "203.0.113.9")
+        for _ in 0..<5 {
+            let e = await #expect(throws: ServiceError.self) { try await env.service.login(email: "owner@brute.example", password: "wrong-password-123", caller: from) }
+            #expect(e?.kind == .unauthenticated)
+        }
+        let locked = await #expect(throws: ServiceError.self) { try await env.service.login(email: "owner@brute.example", password: TestEnvironment.strong, caller: from) }
+        #expect(locked?.kind == .rateLimited && (locked?.retryAfter ?? 0) > 0)
+        env.advance(16 * 60)
+        _ = try await env.service.login(email: "owner@brute.example", password: TestEnvironment.strong, caller: from)
+        await env.close()
+    }
+
+    @Test(arguments: TestDatabases.all)
+    func mailboxesAndAliasesRefuseBadInput(_ database: String) async throws {
+        let env = try await TestEnvironment(database)
+        let s = env.service
+        let owner = try await env.owner(slug: "smith")
+        let anna = try await s.createMailbox(tenant: nil, local: "Anna", domain: nil, displayName: "Anna Smith", password: TestEnvironment.strong, caller: owner)
+        #expect(anna.address == "anna@smith.postcell.test")
+        func fieldError(_ body: () async throws -> Void) async -> [String: String] {
+            do { try await body(); return [:] } catch let e as ServiceError { return e.fields.isEmpty ? ["_": e.message] : e.fields } catch { return ["?": "\(error)"] }
+        }
+        #expect(await fieldError { _ = try await s.createMailbox(tenant: nil, local: "postmaster", domain: nil, displayName: "", password: TestEnvironment.strong, caller: owner) }["local"] != nil)
+        #expect(await fieldError { _ = try await s.createMailbox(tenant: nil, local: "abuse", domain: nil, displayName: "", password: TestEnvironment.strong, caller: owner) }["local"] != nil)
+        #expect(await fieldError { _ = try await s.createMailbox(tenant: nil, local: "anna", domain: nil, displayName: "", password: TestEnvironment.strong, caller: owner) }["local"] != nil)
+        #expect(await fieldError { _ = try await s.createMailbox(tenant: nil, local: "x'; DROP TABLE tenants;--", domain: nil, displayName: "", password: TestEnvironment.strong, caller: owner) }["local"] != nil)
+        #expect(await fieldError { _ = try await s.createMailbox(tenant: nil, local: "ben", domain: nil, displayName: "<script>alert(1)</script>", password: TestEnvironment.strong, caller: owner) }["displayName"] != nil)
+        #expect(await fieldError { _ = try await s.createMailbox(tenant: nil, local: "ben", domain: "other.example", displayName: "", password: TestEnvironment.strong, caller: owner) }["domain"] != nil)
+        #expect(await fieldError { _ = try await s.createMailbox(tenant: nil, local: "ben", domain: nil, displayName: "", password: "smith12345", caller: owner) }["password"] != nil)
+        #expect(await fieldError { _ = try await s.createAlias(tenant: nil, local: "family", domain: nil, targets: ["someone@elsewhere.example"], caller: owner) }["targets"] != nil)
+        #expect(await fieldError { _ = try await s.createAlias(tenant: nil, local: "anna", domain: nil, targets: [anna.address], caller: owner) }["local"] != nil)
+        let alias = try await s.createAlias(tenant: nil, local: "family", domain: nil, targets: [anna.address, anna.address], caller: owner)
+        #expect(alias.targets == [anna.address])
+        // The alias keeps the mailbox from being deleted.
+        let blocked = await #expect(throws: ServiceError.self) { try await s.deleteMailbox(tenant: nil, address: anna.address, caller: owner) }
+        #expect(blocked?.kind == .conflict)
+        // The plan's limit (family-mini: 5 mailboxes).
+        for name in ["b1", "b2", "b3", "b4"] { _ = try await s.createMailbox(tenant: nil, local: name, domain: nil, displayName: "", password: TestEnvironment.strong, caller: owner) }
+        let full = await #expect(throws: ServiceError.self) { _ = try await s.createMailbox(tenant: nil, local: "b5", domain: nil, displayName: "", password: TestEnvironment.strong, caller: owner) }
+        #expect(full?.kind == .conflict)
+        // Search with SQL and LIKE metacharacters finds nothing and fails nothing.
+        let staff = try await env.staff(.support, email: "help@postcell.test")
+        #expect(try await s.searchTenants("%' OR '1'='1", status: nil, page: 0, caller: staff).isEmpty)
+        #expect(try await s.searchTenants("_", status: nil, page: 0, caller: staff).isEmpty)
+        #expect(try await s.searchTenants("smith", status: nil, page: 0, caller: staff).count == 1)
+        #expect(try await s.searchTenants("anna@smith", status: "active", page: 0, caller: staff).count == 1)
+        await env.close()
+    }
+
+    @Test(arguments: TestDatabases.all)
+    func rolesAreCheckedAndStaffActionsAudited(_ database: String) async throws {
+        let env = try await TestEnvironment(database)
+        let s = env.service
+        let a = try await env.owner(slug: "alpha")
+        let b = try await env.owner(slug: "bravo")
+        let support = try await env.staff(.support, email: "support@postcell.test")
+        let billing = try await env.staff(.billing, email: "billing@postcell.test")
+        let admin = try await env.staff(.admin, email: "root@postcell.test")
+        let bravoID = try #require(b.user?.tenantID)
+        // An owner cannot reach another tenant, nor staff pages.
+        #expect(await kind(of: { _ = try await s.mailboxes(tenant: bravoID, caller: a) }) == .notFound)
+        #expect(await kind(of: { _ = try await s.fleet(caller: a) }) == .forbidden)
+        #expect(await kind(of: { _ = try await s.fleet(caller: Caller(user: nil, ip: nil)) }) == .unauthenticated)
+        // Support reads but cannot act; billing cannot read the audit log.
+        _ = try await s.tenantDetail(bravoID, caller: support)
+        #expect(await kind(of: { try await s.suspend(bravoID, reason: "spam", caller: support) }) == .forbidden)
+        #expect(await kind(of: { _ = try await s.createMailbox(tenant: bravoID, local: "x", domain: nil, displayName: "", password: TestEnvironment.strong, caller: support) }) == .forbidden)
+        #expect(await kind(of: { _ = try await s.auditLog(tenant: nil, action: nil, page: 0, caller: billing) }) == .forbidden)
+        // Admin suspends: audited; the owner can no longer change anything.
+        #expect(await kind(of: { try await s.suspend(bravoID, reason: "  ", caller: admin) }) == .invalid)
+        try await s.suspend(bravoID, reason: "outbound spam", caller: admin)
+        #expect(await kind(of: { _ = try await s.createMailbox(tenant: nil, local: "x1", domain: nil, displayName: "", password: TestEnvironment.strong, caller: b) }) == .forbidden)
+        #expect(await kind(of: { try await s.suspend(bravoID, reason: "again", caller: admin) }) == .conflict)
+        try await s.resume(bravoID, caller: admin)
+        let log = try await s.auditLog(tenant: bravoID, action: nil, page: 0, caller: support)
+        #expect(log.map(\.action).prefix(2) == ["tenant.resume", "tenant.suspend"])
+        #expect(log.first { $0.action == "tenant.suspend" }?.actorEmail == "root@postcell.test")
+        #expect(log.first { $0.action == "tenant.suspend" }?.detail == "outbound spam")
+        // Deleting closes the tenant; its owner can no longer log in.
+        try await s.deleteTenant(bravoID, reason: "requested", caller: admin)
+        #expect(try await s.store.tenant(bravoID)?.status == .closed)
+        #expect(try await s.store.cell(tenant: bravoID) == nil)
+        #expect(await kind(of: { _ = try await s.login(email: "owner@bravo.example", password: TestEnvironment.strong, caller: .system()) }) == .unauthenticated)
+        await env.close()
+    }
+
+    @Test(arguments: TestDatabases.all)
+    func totpEnrolmentAndSecondFactor(_ database: String) async throws {
+        let env = try await TestEnvironment(database)
+        let s = env.service
+        var owner = try await env.owner(slug: "totp")
+        let (secretText, url) = try await s.beginTOTP(caller: owner)
+        #expect(url.hasPrefix("otpauth://totp/"))
+        owner.user = try await s.store.user(id: owner.user!.id)
+        let totp = TOTP(secret: try #require(Base32.decode(secretText)))
+        #expect(await kind(of: { try await s.enableTOTP(code: "000000", caller: owner) }) == .invalid || totp.code(at: env.time.withLockedValue { $0 }) == "000000")
+        try await s.enableTOTP(code: totp.code(at: env.time.withLockedValue { $0 }), caller: owner)
+        env.advance(31)
+        let login = try await s.login(email: "owner@totp.example", password: TestEnvironment.strong, caller: .system())
+        #expect(login.secondFactorPending)
+        let info = try #require(try await s.session(id: login.id))
+        #expect(await kind(of: { try await s.completeSecondFactor(info, code: "12345", caller: .system()) }) == .invalid)
+        let code = totp.code(at: env.time.withLockedValue { $0 })
+        try await s.completeSecondFactor(info, code: code, caller: .system())
+        #expect(try await s.session(id: login.id)?.secondFactorPending == false)
+        // The same code cannot be used twice.
+        let second = try await s.login(email: "owner@totp.example", password: TestEnvironment.strong, caller: .system())
+        let info2 = try #require(try await s.session(id: second.id))
+        #expect(await kind(of: { try await s.completeSecondFactor(info2, code: code, caller: .system()) }) == .invalid)
+        await env.close()
+    }
+
+    func kind(of body: () async throws -> Void) async -> ServiceError.Kind? {
+        do { try await body(); return nil } catch let e as ServiceError { return e.kind } catch { return nil }
+    }
+}

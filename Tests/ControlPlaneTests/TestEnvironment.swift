@@ -1,0 +1,83 @@
+import Foundation
+import Mustache
+import NIOConcurrencyHelpers
+@testable import ControlPlane
+
+/// The databases the shared suite runs on: SQLite always; PostgreSQL when
+/// `POSTCELL_TEST_POSTGRES_URL` names a server (scripts/test.sh starts one).
+enum TestDatabases {
+    static var all: [String] {
+        var kinds = ["sqlite"]
+        if ProcessInfo.processInfo.environment["POSTCELL_TEST_POSTGRES_URL"] != nil { kinds.append("postgres") }
+        return kinds
+    }
+}
+
+/// A fresh control plane (no provisioner) on a fresh database, with a
+/// settable clock and the mail it sent.
+final class TestEnvironment: Sendable {
+    let service: ControlService
+    let db: any SQLDatabase
+    let sent = NIOLockedValueBox<[(to: String, subject: String, body: String)]>([])
+    let time = NIOLockedValueBox<Date>(Date(timeIntervalSince1970: 1_790_000_000))
+    let directory: String
+
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    init(_ kind: String) async throws {
+        directory = NSTemporaryDirectory() + "cp-test-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if kind == "postgres", let url = ProcessInfo.processInfo.environment["POSTCELL_TEST_POSTGRES_URL"] {
+            let admin = try await PostgresDatabase.connect(url: url)
+            let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
+            try await admin.execute("CREATE DATABASE \(name)", [])
+            await admin.close()
+            var u = URLComponents(string: url)!
+            u.path = "/" + name
+            db = try await PostgresDatabase.connect(url: u.string!)
+        } else {
+            db = try SQLiteDatabase(path: directory + "/control.db")
+        }
+        try await Migrations.run(on: db)
+        var config = ControlConfiguration(stateDirectory: directory)
+        config.plansFile = TestEnvironment.repo + "/Billing/plans.json"
+        config.templatesDirectory = TestEnvironment.repo + "/templates"
+        let library = try await MustacheLibrary(directory: config.templatesDirectory)
+        let sent = self.sent, time = self.time
+        let mailer = try Mailer(outbox: directory + "/outbox", from: "noreply@postcell.test", library: library,
+                                clock: { time.withLockedValue { $0 } }, onSend: { to, subject, body in sent.withLockedValue { $0.append((to, subject, body)) } })
+        service = ControlService(store: ControlStore(db: db), config: config, provisioner: nil, mailer: mailer,
+                                 clock: { time.withLockedValue { $0 } })
+        try await service.bootstrap()
+    }
+
+    func advance(_ seconds: TimeInterval) { time.withLockedValue { $0 += seconds } }
+
+    func close() async {
+        await db.close()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// The verification token from the last mail to `to`.
+    func verificationToken(to: String) -> String? {
+        let body = sent.withLockedValue { $0.last { $0.to == to }?.body } ?? ""
+        guard let r = body.range(of: "token=") else { return nil }
+        return String(body[r.upperBound...].prefix { !$0.isWhitespace })
+    }
+
+    static let strong = "Velvet-otter-quarry-7193"
+
+    /// Signs up, verifies and logs in an owner; returns the owner caller.
+    func owner(slug: String, email: String? = nil) async throws -> Caller {
+        let email = email ?? "owner@\(slug).example"
+        try await service.signup(SignupRequest(email: email, password: TestEnvironment.strong, name: "The \(slug) family", slug: slug, plan: "family-mini"), caller: .system("test"))
+        _ = try await service.verifyEmail(token: verificationToken(to: email) ?? "", caller: .system("test"))
+        let s = try await service.login(email: email, password: TestEnvironment.strong, caller: Caller(user: nil, ip: "192.0.2.1"))
+        return Caller(user: s.user, ip: "192.0.2.1")
+    }
+
+    func staff(_ role: Role, email: String) async throws -> Caller {
+        let u = try await service.createStaff(email: email, password: TestEnvironment.strong, role: role, caller: .system("test"))
+        return Caller(user: u, ip: "198.51.100.7")
+    }
+}
