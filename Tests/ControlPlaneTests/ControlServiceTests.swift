@@ -37,6 +37,11 @@ import PanelSecurity
         // Not verified: login is refused with a clear reason.
         let early = await #expect(throws: ServiceError.self) { try await s.login(email: "anna@example.org", password: TestEnvironment.strong, caller: .system()) }
         #expect(early?.kind == .forbidden)
+        // ... and sends a fresh link; both links work, once.
+        #expect(env.sent.withLockedValue { $0.filter { $0.to == "anna@example.org" }.count } == 2)
+        let wrongPassword = await #expect(throws: ServiceError.self) { try await s.login(email: "anna@example.org", password: "not-the-password-9", caller: .system()) }
+        #expect(wrongPassword?.kind == .unauthenticated)
+        #expect(env.sent.withLockedValue { $0.count } == 2)
         let token = try #require(env.verificationToken(to: "anna@example.org"))
         let active = try await s.verifyEmail(token: token, caller: .system())
         #expect(active.status == .active)

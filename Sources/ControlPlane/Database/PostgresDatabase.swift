@@ -88,7 +88,9 @@ public final class PostgresDatabase: SQLDatabase {
             switch v {
             case .null: b.appendNull()
             case .int(let i): b.append(i)
-            case .text(let s): b.append(s)
+            // PostgreSQL text cannot hold NUL; no valid input has one, so it
+            // becomes U+FFFD rather than a server error.
+            case .text(let s): b.append(s.contains("\u{0}") ? s.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : s)
             }
         }
         return PostgresQuery(unsafeSQL: numbered(sql), binds: b)

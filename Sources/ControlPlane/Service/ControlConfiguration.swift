@@ -32,7 +32,9 @@ public struct ControlConfiguration: Sendable {
     /// `bwrap` (sandbox; needs root and bubblewrap) or `none`.
     public var sandbox: String = "auto"
     /// Memory limit of one cell.
-    public var cellMemoryBytes: Int64 = 96 << 20
+    public var cellMemoryBytes: Int64 = 128 << 20
+    /// Processes and threads of one cell (the engine runs about five).
+    public var cellPids: Int = 64
 
     public init(stateDirectory: String) { self.stateDirectory = stateDirectory }
 

@@ -116,6 +116,15 @@ extension ControlService {
         return t
     }
 
+    func sendVerification(to user: PanelUser) async throws {
+        guard let tid = user.tenantID, let t = try await store.tenant(tid) else { return }
+        let token = SessionToken.generate().value
+        try await store.insertVerification(tokenHash: SessionToken.storageHash(of: token), user: user.id, expires: now + 48 * 3600)
+        try await mailer.send(to: user.email, template: "email/verify", context: [
+            "name": t.name, "link": config.panelURL + "/verify?token=" + token, "domain": t.slug + "." + config.providerDomain,
+        ])
+    }
+
     // MARK: Login, sessions, second factor
 
     public func login(email rawEmail: String, password: String, caller: Caller) async throws -> NewSession {
@@ -133,7 +142,9 @@ extension ControlService {
         }
         throttle.withLockedValue { $0.recordSuccess(account: email, address: ip, now: t) }
         guard user.emailVerified else {
-            throw ServiceError(.forbidden, "Please confirm your e-mail address first: we sent you a link.")
+            // The right password proves the sign-up was theirs: a fresh link.
+            try await sendVerification(to: user)
+            throw ServiceError(.forbidden, "Please confirm your e-mail address first: we have sent you a new link.")
         }
         if let tid = user.tenantID, let tenant = try await store.tenant(tid), tenant.status == .closed {
             throw ServiceError(.forbidden, "This account is closed.")

@@ -39,6 +39,8 @@ extension ControlService {
     public func tenantDetail(_ id: String, caller: Caller) async throws -> TenantDetail {
         _ = try requireStaff(caller)
         guard let t = try await store.tenant(id) else { throw ServiceError(.notFound, "No such tenant.") }
+        // Looking into a customer's account is recorded like any staff action.
+        try await audit(caller, "tenant.view", tenant: id, target: t.slug)
         return TenantDetail(tenant: t, plan: try await store.plan(t.planID), owners: try await store.owners(tenant: id),
                             cell: try await store.cell(tenant: id), domains: try await store.domains(tenant: id),
                             mailboxes: try await store.mailboxes(tenant: id), aliases: try await store.aliases(tenant: id),
@@ -136,7 +138,7 @@ extension ControlService {
             guard let cfg = try await renderConfiguration(tenant: c.tenantID) else { continue }
             specs.append(CellSpec(id: c.id, desired: c.desiredState == "running" ? .running : .stopped, configuration: cfg,
                                   listeners: CellConfigRenderer.listeners(slot: c.slot, host: host, bindHost: config.mailHost),
-                                  limits: ResourceLimits(memoryBytes: config.cellMemoryBytes)))
+                                  limits: ResourceLimits(memoryBytes: config.cellMemoryBytes, pids: config.cellPids)))
         }
         return specs
     }

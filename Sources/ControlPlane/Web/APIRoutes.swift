@@ -80,18 +80,18 @@ struct APIRoutes {
             }
         }
         api.get("/mailboxes/:address/setup") { _, ctx in
-            try await call { Reply.json(try await service.clientSetup(tenant: nil, address: ctx.parameters.get("address") ?? "", caller: ctx.caller)) }
+            try await call { Reply.json(try await service.clientSetup(tenant: nil, address: ctx.pathParameter("address"), caller: ctx.caller)) }
         }
         api.put("/mailboxes/:address/password") { req, ctx in
             try await call {
                 let b = try await decode(PasswordBody.self, req)
-                try await service.setMailboxPassword(tenant: nil, address: ctx.parameters.get("address") ?? "", password: b.password ?? "", caller: ctx.caller)
+                try await service.setMailboxPassword(tenant: nil, address: ctx.pathParameter("address"), password: b.password ?? "", caller: ctx.caller)
                 return Response(status: .noContent)
             }
         }
         api.delete("/mailboxes/:address") { _, ctx in
             try await call {
-                try await service.deleteMailbox(tenant: nil, address: ctx.parameters.get("address") ?? "", caller: ctx.caller)
+                try await service.deleteMailbox(tenant: nil, address: ctx.pathParameter("address"), caller: ctx.caller)
                 return Response(status: .noContent)
             }
         }
@@ -104,7 +104,7 @@ struct APIRoutes {
         }
         api.delete("/aliases/:address") { _, ctx in
             try await call {
-                try await service.deleteAlias(tenant: nil, address: ctx.parameters.get("address") ?? "", caller: ctx.caller)
+                try await service.deleteAlias(tenant: nil, address: ctx.pathParameter("address"), caller: ctx.caller)
                 return Response(status: .noContent)
             }
         }
@@ -120,7 +120,7 @@ struct APIRoutes {
         }
         api.get("/staff/tenants/:id") { _, ctx in
             try await call {
-                let d = try await service.tenantDetail(ctx.parameters.get("id") ?? "", caller: ctx.caller)
+                let d = try await service.tenantDetail(ctx.pathParameter("id"), caller: ctx.caller)
                 return Reply.json(TenantDetailOut(tenant: APIRoutes.tenantOut(d.tenant), owners: d.owners.map(\.email), cell: d.cell,
                                                   domains: d.domains.map(\.name), mailboxes: d.mailboxes.map(APIRoutes.mailboxOut), aliases: d.aliases))
             }
@@ -128,20 +128,20 @@ struct APIRoutes {
         api.post("/staff/tenants/:id/suspend") { req, ctx in
             try await call {
                 let b = try await decode(ReasonBody.self, req)
-                try await service.suspend(ctx.parameters.get("id") ?? "", reason: b.reason ?? "", caller: ctx.caller)
+                try await service.suspend(ctx.pathParameter("id"), reason: b.reason ?? "", caller: ctx.caller)
                 return Response(status: .noContent)
             }
         }
         api.post("/staff/tenants/:id/resume") { _, ctx in
             try await call {
-                try await service.resume(ctx.parameters.get("id") ?? "", caller: ctx.caller)
+                try await service.resume(ctx.pathParameter("id"), caller: ctx.caller)
                 return Response(status: .noContent)
             }
         }
         api.post("/staff/tenants/:id/delete") { req, ctx in
             try await call {
                 let b = try await decode(ReasonBody.self, req)
-                try await service.deleteTenant(ctx.parameters.get("id") ?? "", reason: b.reason ?? "", caller: ctx.caller)
+                try await service.deleteTenant(ctx.pathParameter("id"), reason: b.reason ?? "", caller: ctx.caller)
                 return Response(status: .noContent)
             }
         }

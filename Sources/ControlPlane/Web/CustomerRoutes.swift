@@ -82,11 +82,11 @@ struct CustomerRoutes {
             }
         }
         r.get("/panel/mailboxes/:address") { req, ctx in
-            try await owner(ctx) { try await mailboxPage(ctx, address: ctx.parameters.get("address") ?? "", notice: notice(req)) }
+            try await owner(ctx) { try await mailboxPage(ctx, address: ctx.pathParameter("address"), notice: notice(req)) }
         }
         r.post("/panel/mailboxes/:address/password") { req, ctx in
             try await ownerForm(req, ctx) { form in
-                let address = ctx.parameters.get("address") ?? ""
+                let address = ctx.pathParameter("address")
                 do {
                     try await service.setMailboxPassword(tenant: nil, address: address, password: form["password"], caller: ctx.caller)
                     return Reply.redirect("/panel/mailboxes/\(address)?done=password-changed")
@@ -95,7 +95,7 @@ struct CustomerRoutes {
         }
         r.post("/panel/mailboxes/:address/delete") { req, ctx in
             try await ownerForm(req, ctx) { form in
-                let address = ctx.parameters.get("address") ?? ""
+                let address = ctx.pathParameter("address")
                 do {
                     try await service.deleteMailbox(tenant: nil, address: address, caller: ctx.caller)
                     return Reply.redirect("/panel?done=mailbox-deleted")
@@ -113,7 +113,7 @@ struct CustomerRoutes {
         r.post("/panel/aliases/:address/delete") { req, ctx in
             try await ownerForm(req, ctx) { form in
                 do {
-                    try await service.deleteAlias(tenant: nil, address: ctx.parameters.get("address") ?? "", caller: ctx.caller)
+                    try await service.deleteAlias(tenant: nil, address: ctx.pathParameter("address"), caller: ctx.caller)
                     return Reply.redirect("/panel?done=alias-deleted")
                 } catch let e as ServiceError { return try await dashboard(ctx, error: e, form: form, formName: "aliasDelete") }
             }

@@ -26,4 +26,10 @@ public struct PanelContext: RequestContext {
         return Caller(user: nil, ip: remoteIP)
     }
     public var user: PanelUser? { caller.user }
+
+    /// A path parameter, percent-decoded (`anna%40smith.example`).
+    public func pathParameter(_ name: String) -> String {
+        let raw = parameters.get(name) ?? ""
+        return raw.removingPercentEncoding ?? raw
+    }
 }

@@ -33,14 +33,14 @@ struct StaffRoutes {
             }
         }
         r.get("/staff/tenants/:id") { req, ctx in
-            try await staff(ctx) { try await tenantPage(ctx, id: ctx.parameters.get("id") ?? "", notice: customer.notice(req)) }
+            try await staff(ctx) { try await tenantPage(ctx, id: ctx.pathParameter("id"), notice: customer.notice(req)) }
         }
         for action in ["suspend", "resume", "delete"] {
             r.post("/staff/tenants/:id/\(action)") { req, ctx in
                 try await staff(ctx) {
                     let form = try await Form.read(req)
                     guard CSRF.valid(form, request: req, ctx: ctx) else { return customer.csrfFailure(ctx) }
-                    let id = ctx.parameters.get("id") ?? ""
+                    let id = ctx.pathParameter("id")
                     do {
                         switch action {
                         case "suspend": try await service.suspend(id, reason: form["reason"], caller: ctx.caller)
