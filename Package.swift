@@ -124,7 +124,8 @@ let package = Package(
         ]),
         // The control plane: database, model, service layer, panels, REST API.
         .target(name: "ControlPlane", dependencies: [
-            "MailCore", "PanelSecurity", "Provisioning",
+            "MailCore", "SMTP", "PanelSecurity", "Provisioning",
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "Mustache", package: "swift-mustache"),

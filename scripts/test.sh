@@ -55,6 +55,11 @@ if ! python3 -c 'import spf, dns.resolver' 2>/dev/null; then
   python3 -m pip install -q pyspf dnspython || python3 -m pip install -q --break-system-packages pyspf dnspython
 fi
 
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  echo "== installing aiosmtpd (the provider's relay in Tests/Interop/test_control_outbox.py)"
+  python3 -m pip install -q aiosmtpd || python3 -m pip install -q --break-system-packages aiosmtpd
+fi
+
 echo "== building"
 swift build --build-tests 2>&1 | { grep -vE '^\[[0-9]+/[0-9]+\] ' || true; }
 

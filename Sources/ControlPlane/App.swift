@@ -31,13 +31,20 @@ public final class ControlPlaneApp: Sendable {
             pc.uidBase = 200_000
             provisioner = try LocalProvisioner(pc, logger: Logger(label: "postcell.cells"))
         }
+        // Without a relay (the demo set-up) links are logged so someone can
+        // follow them; with one, they travel only by mail.
+        let logLinks: (@Sendable (String, String, String) -> Void)?
+        if config.smtpRelay == nil {
+            logLinks = { to, subject, body in
+                if let link = body.split(separator: "\n").first(where: { $0.hasPrefix("https://") }) {
+                    logger.notice("mail to \(to): \(subject): \(link)")
+                }
+            }
+        } else {
+            logLinks = nil
+        }
         let mailer = try Mailer(outbox: config.stateDirectory + "/outbox", from: "Postcell <noreply@\(config.providerDomain)>", library: library,
-                                onSend: { to, subject, body in
-                                    // The demo set-up has no relay: the link is in the outbox and here.
-                                    if let link = body.split(separator: "\n").first(where: { $0.hasPrefix("https://") }) {
-                                        logger.notice("mail to \(to): \(subject): \(link)")
-                                    }
-                                })
+                                onSend: logLinks)
         let service = ControlService(store: ControlStore(db: db), config: config, provisioner: provisioner, mailer: mailer, logger: logger)
         try await service.bootstrap()
         return ControlPlaneApp(config: config, service: service, database: db, provisioner: provisioner, library: library, logger: logger)
@@ -64,10 +71,17 @@ public final class ControlPlaneApp: Sendable {
             await r.start()
             reconciler = r
         }
+        var outbox: Task<Void, Never>?
+        if let text = config.smtpRelay {
+            guard let relay = OutboxSender.Relay.parse(text) else { throw ServiceError(.invalid, "bad relay address \(text) (HOST:PORT)") }
+            let sender = OutboxSender(outbox: config.stateDirectory + "/outbox", relay: relay, heloName: config.panelHost == "0.0.0.0" ? "localhost" : config.panelHost, logger: logger)
+            outbox = Task { await sender.run() }
+        }
         let app = try ControlServer.application(router: router, tls: tls, host: config.panelHost, port: config.panelPort, logger: logger,
                                                 onServerRunning: { _ in onReady() })
         do { try await app.runService() } catch { logger.error("server: \(error)") }
         await reconciler?.stop()
+        outbox?.cancel()
         await provisioner?.shutdown(stopCells: false)
         await database.close()
     }

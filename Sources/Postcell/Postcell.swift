@@ -51,11 +51,12 @@ struct Up: AsyncParsableCommand {
     @Option(help: "First TCP port of local cells (each takes 10).") var cellPortBase: Int = 20000
     @Option(help: "The address mail clients use to reach local cells.") var mailHost: String = "127.0.0.1"
     @Flag(help: "Do not create the demo staff and customer accounts.") var noDemo = false
+    @Option(help: "Send mail to customers (verification links) through this SMTP relay, HOST:PORT; without it the mail stays in STATE/outbox and links are logged.") var mailRelay: String?
 
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var c = options.configuration()
-        c.panelHost = host; c.panelPort = port; c.portBase = cellPortBase; c.mailHost = mailHost
+        c.panelHost = host; c.panelPort = port; c.portBase = cellPortBase; c.mailHost = mailHost; c.smtpRelay = mailRelay
         c.engineBinary = engine.map(absolute) ?? (URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/postcell-engine")
         if let sandbox { c.sandbox = sandbox } else { c.sandbox = "" }
         guard FileManager.default.isExecutableFile(atPath: c.engineBinary) else {
@@ -70,7 +71,8 @@ struct Up: AsyncParsableCommand {
             if let demo {
                 lines += ["  Staff:     \(demo.staffEmail) / \(demo.staffPassword)",
                           "  Customer:  \(demo.ownerEmail) / \(demo.ownerPassword)  (mailbox \(demo.mailbox), same password)",
-                          "  Sign-up verification links are written to \(config.stateDirectory)/outbox and logged here."]
+                          config.smtpRelay == nil ? "  Sign-up verification links are written to \(config.stateDirectory)/outbox and logged here."
+                                                  : "  Mail to customers goes through \(config.smtpRelay!)."]
             }
             lines.append("Stop with Ctrl-C; cells keep running and are adopted by the next start.\n")
             FileHandle.standardOutput.write(Data(lines.joined(separator: "\n").utf8))

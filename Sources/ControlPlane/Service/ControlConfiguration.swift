@@ -24,8 +24,8 @@ public struct ControlConfiguration: Sendable {
     public var portBase: Int = 20000
     public var portStride: Int = 10
     public var hostCapacity: Int = 500
-    /// Where verification mail goes when no SMTP relay is set: one `.eml`
-    /// file per message in `STATE/outbox/`.
+    /// Mail to customers is written to `STATE/outbox/` (one `.eml` file per
+    /// message) and, when this is set (`HOST:PORT`), sent through that relay.
     public var smtpRelay: String?
     /// Sessions last this long without a new login.
     public var sessionSeconds: Int64 = 12 * 3600
