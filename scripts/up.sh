@@ -13,6 +13,6 @@ if [ ${#postcell_need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${postcell_need_apt[@]}" >/dev/null
 fi
 echo "== building"
-swift build --product postcell-engine 2>&1 | { grep -vE '^\[[0-9]+/[0-9]+\] ' || true; }
-swift build --product postcell 2>&1 | { grep -vE '^\[[0-9]+/[0-9]+\] ' || true; }
+swift build --product postcell-engine 2>&1 | { grep -vE '^\[[0-9]+/[0-9]+\] |unhandled; explicitly declare|CMakeLists.txt' || true; }
+swift build --product postcell 2>&1 | { grep -vE '^\[[0-9]+/[0-9]+\] |unhandled; explicitly declare|CMakeLists.txt' || true; }
 exec "$(swift build --show-bin-path)/postcell" up --state state "$@"

@@ -32,8 +32,7 @@ struct Demo: Codable {
         let system = Caller.system("postcell up")
         let staff = try await service.createStaff(email: demo.staffEmail, password: demo.staffPassword, role: .admin, caller: system)
         _ = staff
-        try await service.signup(SignupRequest(email: demo.ownerEmail, password: demo.ownerPassword, name: "Demo family", slug: "demo", plan: "family"), caller: system)
-        _ = try await service.activateVerified(email: demo.ownerEmail, caller: system)
+        try await service.signupVerified(SignupRequest(email: demo.ownerEmail, password: demo.ownerPassword, name: "Demo family", slug: "demo", plan: "family"), caller: system)
         guard let owner = try await service.store.user(email: demo.ownerEmail) else { return demo }
         _ = try await service.createMailbox(tenant: nil, local: "family", domain: nil, displayName: "The Demo family", password: demo.ownerPassword,
                                             caller: Caller(user: owner, ip: "postcell up"))

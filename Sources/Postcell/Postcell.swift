@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import MailCore
 import PanelSecurity
+import Provisioning
 
 /// `postcell`: the control plane and its CLI.
 @main
@@ -11,7 +12,7 @@ struct Postcell: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "postcell",
         abstract: "Postcell control plane: customer and staff panels, API, and local cells.",
-        subcommands: [Up.self, Migrate.self, StaffAdd.self, Seed.self])
+        subcommands: [Up.self, Down.self, Migrate.self, StaffAdd.self, Seed.self])
 }
 
 /// Options every command that opens the database shares.
@@ -74,9 +75,23 @@ struct Up: AsyncParsableCommand {
                           config.smtpRelay == nil ? "  Sign-up verification links are written to \(config.stateDirectory)/outbox and logged here."
                                                   : "  Mail to customers goes through \(config.smtpRelay!)."]
             }
-            lines.append("Stop with Ctrl-C; cells keep running and are adopted by the next start.\n")
+            lines.append("Stop with Ctrl-C; cells keep running and are adopted by the next start (`postcell down` stops them).\n")
             FileHandle.standardOutput.write(Data(lines.joined(separator: "\n").utf8))
         })
+    }
+}
+
+struct Down: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stops the local cells of a state directory (they outlive `postcell up` by design).")
+    @Option(help: "The state directory of `postcell up`.") var state: String = "state"
+    func run() async throws {
+        let root = absolute(state) + "/cells"
+        guard FileManager.default.fileExists(atPath: root) else { print("no cells"); return }
+        let engine = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/postcell-engine"
+        let p = try LocalProvisioner(.init(root: root, engineBinary: engine))
+        let cells = await p.observe()
+        await p.shutdown(stopCells: true)
+        print("stopped \(cells.count) cell\(cells.count == 1 ? "" : "s")")
     }
 }
 

@@ -170,7 +170,8 @@ extension ControlService {
     func push(_ tenant: String, _ change: @Sendable (EngineAdminClient) async throws -> Void) async {
         guard let p = provisioner, let cell = try? await store.cell(tenant: tenant) else { return }
         do { try await change(p.admin(cell.id)) } catch {
-            logger.notice("cell \(cell.id) missed a change; it will be pushed again: \(error)")
+            // A cell not yet healthy (starting) is expected to miss it.
+            logger.log(level: cell.healthy ? .notice : .debug, "cell \(cell.id) missed a change; it will be pushed again: \(error)")
             dirty.withLockedValue { _ = $0.insert(tenant) }
             kick.withLockedValue { $0 }?()
         }
