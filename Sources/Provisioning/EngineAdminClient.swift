@@ -20,9 +20,14 @@ public struct EngineAdminClient: Sendable {
     /// with the cell).
     public var maxReplyBytes: Int
     public var eventLoopGroup: any EventLoopGroup
+    /// When set, the process answering on the socket must run as this uid
+    /// (SO_PEERCRED): the socket lives in a directory the cell controls,
+    /// so a cell could point it at another cell's socket.
+    public var expectedPeerUID: UInt32?
 
     public init(socketPath: String, timeout: TimeAmount = .seconds(5), maxReplyBytes: Int = 16 << 20,
-                eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+                eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, expectedPeerUID: UInt32? = nil) {
+        self.expectedPeerUID = expectedPeerUID
         self.socketPath = socketPath
         self.timeout = timeout
         self.maxReplyBytes = maxReplyBytes
@@ -129,7 +134,8 @@ public struct EngineAdminClient: Sendable {
 
     /// One request; throws `EngineAdminError` for transport failures and non-2xx replies.
     public func call(_ method: HTTPMethod, _ target: String, bodyBytes: [UInt8]? = nil) async throws -> Reply {
-        let transport = UnixHTTPTransport(socketPath: socketPath, timeout: timeout, maxBodyBytes: maxReplyBytes, group: eventLoopGroup)
+        var transport = UnixHTTPTransport(socketPath: socketPath, timeout: timeout, maxBodyBytes: maxReplyBytes, group: eventLoopGroup)
+        transport.expectedPeerUID = expectedPeerUID
         let response: UnixHTTPTransport.Response
         do {
             response = try await transport.send(method: method, target: target, body: bodyBytes)

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import Logging
 import MailCore
 import NIOCore
@@ -79,7 +80,11 @@ public actor LocalProvisioner: Provisioner {
     }
 
     private var cells: [String: Cell] = [:]
-    private var uids: UIDIndex
+    private var uids: UIDIndex {
+        didSet { publishUIDs() }
+    }
+    /// The uids, readable without the actor (for `admin(_:)`).
+    nonisolated let peerUIDs = NIOLockedValueBox<[String: UInt32]>([:])
     private var loop: Task<Void, Never>?
     private var started = false
     private var isShutDown = false
@@ -89,7 +94,9 @@ public actor LocalProvisioner: Provisioner {
         self.logger = logger
         layout = LocalLayout(root: configuration.root)
         try layout.prepare()
-        uids = try UIDIndex.load(layout.uids)
+        let loaded = try UIDIndex.load(layout.uids)
+        uids = loaded
+        peerUIDs.withLockedValue { m in for (id, i) in loaded.cells { m[id] = configuration.uidBase + UInt32(i) } }
         engine = URL(fileURLWithPath: configuration.engineBinary).resolvingSymlinksInPath().path
         guard access(engine, X_OK) == 0 else { throw ProvisioningError("engine binary \(engine) is not executable") }
 
@@ -166,7 +173,10 @@ public actor LocalProvisioner: Provisioner {
     }
 
     public nonisolated func admin(_ id: String) -> EngineAdminClient {
-        EngineAdminClient(socketPath: dataDirectory(id) + "/" + configuration.adminSocket)
+        // Sandboxed, the engine runs as the cell's own uid: insist on it.
+        let uid = sandboxMode == .bubblewrap ? peerUIDs.withLockedValue { $0[id] } : nil
+        return EngineAdminClient(socketPath: dataDirectory(id) + "/" + configuration.adminSocket,
+                                 expectedPeerUID: sandboxMode == .bubblewrap ? (uid ?? UInt32.max) : nil)
     }
 
     public nonisolated func dataDirectory(_ id: String) -> String { layout.dataDirectory(id) }
@@ -436,6 +446,12 @@ public actor LocalProvisioner: Provisioner {
     }
 
     // MARK: Helpers
+
+    private func publishUIDs() {
+        let base = configuration.uidBase
+        let map = Dictionary(uniqueKeysWithValues: uids.cells.map { ($0.key, base + UInt32($0.value)) })
+        peerUIDs.withLockedValue { $0 = map }
+    }
 
     /// The cell's uid and gid under the sandbox (assigned and persisted on
     /// first use); `nil` without one.

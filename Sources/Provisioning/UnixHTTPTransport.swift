@@ -27,6 +27,7 @@ struct UnixHTTPTransport: Sendable {
     var timeout: TimeAmount
     var maxBodyBytes: Int
     var group: any EventLoopGroup
+    var expectedPeerUID: UInt32?
 
     func send(method: HTTPMethod, target: String, body: [UInt8]?) async throws -> Response {
         let eventLoop = group.next()
@@ -43,7 +44,12 @@ struct UnixHTTPTransport: Sendable {
             }
         let channel: any Channel
         do {
-            channel = try await bootstrap.connect(unixDomainSocketPath: socketPath).get()
+            if let uid = expectedPeerUID {
+                let fd = try UnixHTTPTransport.connectChecked(socketPath, peerUID: uid)
+                do { channel = try await bootstrap.withConnectedSocket(fd).get() } catch { close(fd); throw error }
+            } else {
+                channel = try await bootstrap.connect(unixDomainSocketPath: socketPath).get()
+            }
         } catch {
             promise.fail(Failure.unreachable("\(error)"))
             throw Failure.unreachable("\(error)")
@@ -132,5 +138,36 @@ private final class ResponseCollector: ChannelInboundHandler, RemovableChannelHa
         done = true
         promise.completeWith(result)
         if case .failure = result { context.close(promise: nil) }
+    }
+}
+
+extension UnixHTTPTransport {
+    /// Connects to a unix socket and checks who is listening (SO_PEERCRED,
+    /// unix(7)): a peer under any other uid is refused before a byte goes out.
+    static func connectChecked(_ path: String, peerUID: UInt32) throws -> CInt {
+        let fd = socket(AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure.unreachable("socket: errno \(errno)") }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { close(fd); throw Failure.unreachable("socket path too long") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let rc = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { let e = errno; close(fd); throw Failure.unreachable("connect: \(String(cString: strerror(e)))") }
+        // struct ucred (unix(7)): pid, uid, gid; Glibc exposes it only
+        // under _GNU_SOURCE, so its layout is spelled out here.
+        struct PeerCredentials { var pid: Int32 = 0; var uid: UInt32 = 0; var gid: UInt32 = 0 }
+        var cred = PeerCredentials()
+        var len = socklen_t(MemoryLayout<PeerCredentials>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0, cred.uid == peerUID else {
+            close(fd)
+            throw Failure.unreachable("the socket's peer is not the cell (uid \(cred.uid), expected \(peerUID))")
+        }
+        return fd
     }
 }
