@@ -85,17 +85,27 @@ extension ControlService {
     // MARK: Export and closure
 
     /// A full export of the tenant's mail: a tar of Maildir trees, made by
-    /// the cell. Returns the file on the host and a download name.
-    public func export(tenant tid: String?, caller: Caller) async throws -> (path: String, filename: String) {
+    /// the cell. The cell's reply names the file; the cell is not trusted, so
+    /// the name must be a plain `exports/NAME.tar`, and the file is opened
+    /// without following links, must be a regular file of the cell's owner,
+    /// and is removed through the same directory handle afterwards.
+    public func export(tenant tid: String?, caller: Caller) async throws -> ExportFile {
         let t = try await tenantFor(caller, tid, write: false)
-        if caller.user?.role == .support || caller.user?.role == .billing { throw ServiceError(.forbidden, "Support views are read-only.") }
+        if caller.user?.role != .owner { throw ServiceError(.forbidden, "Only the account's owner can download its mail.") }
         guard let p = provisioner, let cell = try await store.cell(tenant: t.id) else { throw ServiceError(.unavailable, "The account has no mail store yet.") }
+        let inFlight = exporting.withLockedValue { $0.insert(t.id).inserted }
+        guard inFlight else { throw ServiceError(.conflict, "An export of this account is being made; try again when it is done.") }
+        defer { exporting.withLockedValue { _ = $0.remove(t.id) } }
+        var admin = p.admin(cell.id)
+        admin.timeout = .seconds(900)
         let result: EngineAdmin.ExportResult
-        do { result = try await p.admin(cell.id).export() } catch {
+        do { result = try await admin.export() } catch {
             throw ServiceError(.unavailable, "The mail store is not answering; try again in a minute.")
         }
-        try await audit(caller, "tenant.export", tenant: t.id, detail: "\(result.bytes) bytes")
-        return (p.dataDirectory(cell.id) + "/" + result.path, "postcell-\(t.slug)-export.tar")
+        let file = try ExportFile.open(dataDirectory: p.dataDirectory(cell.id), reply: result.path,
+                                       filename: "postcell-\(t.slug)-export.tar", now: clock())
+        try await audit(caller, "tenant.export", tenant: t.id, detail: "\(file.size) bytes")
+        return file
     }
 
     /// The owner closes the account: password and the account name typed

@@ -30,6 +30,8 @@ public final class ControlService: Sendable {
     /// Tenants whose cell missed a change (it was down): the reconciler
     /// pushes their whole configuration again.
     let dirty = NIOLockedValueBox<Set<String>>([])
+    /// Tenants with an export being made (one at a time each).
+    let exporting = NIOLockedValueBox<Set<String>>([])
     /// Called after a change that the reconciler should act on at once.
     let kick = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
 

@@ -48,10 +48,10 @@ struct AccountRoutes {
             }
         }
         r.get("/panel/close") { _, ctx in try await customer.owner(ctx) { try await closePage(ctx) } }
-        r.get("/panel/export") { _, ctx in
-            try await customer.owner(ctx) {
-                let (path, name) = try await service.export(tenant: nil, caller: ctx.caller)
-                return try await download(path: path, filename: name)
+        // A POST with the CSRF token: making an export costs the cell real work.
+        r.post("/panel/export") { req, ctx in
+            try await customer.ownerForm(req, ctx) { _ in
+                try await download(try await service.export(tenant: nil, caller: ctx.caller))
             }
         }
         r.post("/panel/close") { req, ctx in
@@ -100,18 +100,17 @@ struct AccountRoutes {
         return views.form("close", ["slug": t.slug], error: error, form: form, ctx: ctx)
     }
 
-    /// Streams a file and removes it afterwards (exports are made per request).
-    func download(path: String, filename: String) async throws -> Response {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw ServiceError(.unavailable, "The export could not be read.") }
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+    /// Streams an export and removes it afterwards (exports are made per request).
+    func download(_ file: ExportFile) async throws -> Response {
+        let handle = FileHandle(fileDescriptor: file.fd, closeOnDealloc: false)
         let body = ResponseBody { writer in
-            defer { try? handle.close(); try? FileManager.default.removeItem(atPath: path) }
+            defer { file.finish() }
             while let chunk = try handle.read(upToCount: 256 * 1024), !chunk.isEmpty {
                 try await writer.write(ByteBuffer(bytes: chunk))
             }
             try await writer.finish(nil)
         }
-        return Response(status: .ok, headers: [.contentType: "application/x-tar", .contentLength: String(size),
-                                               .contentDisposition: "attachment; filename=\"\(filename)\""], body: body)
+        return Response(status: .ok, headers: [.contentType: "application/x-tar", .contentLength: String(file.size),
+                                               .contentDisposition: "attachment; filename=\"\(file.filename)\""], body: body)
     }
 }
