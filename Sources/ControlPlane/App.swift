@@ -65,6 +65,7 @@ public final class ControlPlaneApp: Sendable {
         let router = try ControlServer.router(service: service, library: library, templatesDirectory: config.templatesDirectory)
         var reconciler: Reconciler?
         if let p = provisioner {
+            try await service.markAllDirty()
             let r = Reconciler(provisioner: p, interval: 2, desired: { [service] in try await service.desiredCells() },
                                report: { [service] in await service.report($0) })
             service.onKick { Task { await r.kick() } }

@@ -59,7 +59,10 @@ struct Up: AsyncParsableCommand {
         var c = options.configuration()
         c.panelHost = host; c.panelPort = port; c.portBase = cellPortBase; c.mailHost = mailHost; c.smtpRelay = mailRelay
         c.engineBinary = engine.map(absolute) ?? (URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/postcell-engine")
-        if let sandbox { c.sandbox = sandbox } else { c.sandbox = "" }
+        if let sandbox {
+            guard sandbox == "bubblewrap" || sandbox == "none" else { throw ValidationError("--sandbox is bubblewrap or none") }
+            c.sandbox = sandbox
+        } else { c.sandbox = "" }
         guard FileManager.default.isExecutableFile(atPath: c.engineBinary) else {
             throw ValidationError("no engine binary at \(c.engineBinary); build it (swift build) or pass --engine")
         }

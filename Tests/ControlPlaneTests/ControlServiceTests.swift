@@ -37,7 +37,10 @@ import PanelSecurity
         // Not verified: login is refused with a clear reason.
         let early = await #expect(throws: ServiceError.self) { try await s.login(email: "anna@example.org", password: TestEnvironment.strong, caller: .system()) }
         #expect(early?.kind == .forbidden)
-        // ... and sends a fresh link; both links work, once.
+        // ... and sends a fresh link, at most one per 10 minutes.
+        #expect(env.sent.withLockedValue { $0.filter { $0.to == "anna@example.org" }.count } == 1)
+        env.advance(11 * 60)
+        _ = await #expect(throws: ServiceError.self) { try await s.login(email: "anna@example.org", password: TestEnvironment.strong, caller: .system()) }
         #expect(env.sent.withLockedValue { $0.filter { $0.to == "anna@example.org" }.count } == 2)
         let wrongPassword = await #expect(throws: ServiceError.self) { try await s.login(email: "anna@example.org", password: "not-the-password-9", caller: .system()) }
         #expect(wrongPassword?.kind == .unauthenticated)
@@ -173,6 +176,51 @@ import PanelSecurity
         let second = try await s.login(email: "owner@totp.example", password: TestEnvironment.strong, caller: .system())
         let info2 = try #require(try await s.session(id: second.id))
         #expect(await kind(of: { try await s.completeSecondFactor(info2, code: code, caller: .system()) }) == .invalid)
+        await env.close()
+    }
+
+    @Test(arguments: TestDatabases.all)
+    func secondFactorGuessesAreLimitedAcrossLogins(_ database: String) async throws {
+        let env = try await TestEnvironment(database)
+        let s = env.service
+        var owner = try await env.owner(slug: "guess")
+        let (secretText, _) = try await s.beginTOTP(caller: owner)
+        owner.user = try await s.store.user(id: owner.user!.id)
+        let totp = TOTP(secret: try #require(Base32.decode(secretText)))
+        try await s.enableTOTP(code: totp.code(at: env.time.withLockedValue { $0 }), caller: owner)
+        env.advance(31)
+        // Each try: the right password, then a wrong code. The password
+        // alone does not clear the count.
+        let from = Caller(user: nil, ip: "2001:db8:1:2:aaaa::1")
+        var refused = false
+        for i in 0..<8 {
+            do {
+                let l = try await s.login(email: "owner@guess.example", password: TestEnvironment.strong, caller: Caller(user: nil, ip: "2001:db8:1:2:bbbb::\(i)"))
+                let info = try #require(try await s.session(id: l.id))
+                let wrong = "000000" == totp.code(at: env.time.withLockedValue { $0 }) ? "111111" : "000000"
+                let k = await kind(of: { try await s.completeSecondFactor(info, code: wrong, caller: from) })
+                #expect(k == .invalid || k == .rateLimited)
+                if k == .rateLimited { refused = true; #expect(i < 5); break }
+            } catch let e as ServiceError where e.kind == .rateLimited { refused = true; #expect(i < 5); break }
+        }
+        #expect(refused)
+        // Now even the right code is refused until the window has passed.
+        let l = try? await s.login(email: "owner@guess.example", password: TestEnvironment.strong, caller: .system())
+        #expect(l == nil)
+        #expect(ControlService.throttleAddress("2001:db8:1:2:bbbb::7") == "2001:db8:1:2::/64")
+        #expect(ControlService.throttleAddress("2001:db8::1") == "2001:db8:0:0::/64")
+        #expect(ControlService.throttleAddress("192.0.2.1") == "192.0.2.1")
+        await env.close()
+    }
+
+    @Test(arguments: TestDatabases.all)
+    func aSuspendedAccountCannotBeClosed(_ database: String) async throws {
+        let env = try await TestEnvironment(database)
+        let owner = try await env.owner(slug: "held")
+        let admin = try await env.staff(.admin, email: "boss@postcell.test")
+        try await env.service.suspend(try #require(owner.user?.tenantID), reason: "abuse report", caller: admin)
+        #expect(await kind(of: { try await env.service.closeAccount(password: TestEnvironment.strong, confirmSlug: "held", caller: owner) }) == .forbidden)
+        #expect(try await env.service.store.tenant(owner.user!.tenantID!)?.status == .suspended)
         await env.close()
     }
 

@@ -29,7 +29,8 @@ public struct ControlConfiguration: Sendable {
     public var smtpRelay: String?
     /// Sessions last this long without a new login.
     public var sessionSeconds: Int64 = 12 * 3600
-    /// `bwrap` (sandbox; needs root and bubblewrap) or `none`.
+    /// `bubblewrap` (needs root, bwrap and setpriv), `none`, or anything
+    /// else for bubblewrap where possible.
     public var sandbox: String = "auto"
     /// Memory limit of one cell.
     public var cellMemoryBytes: Int64 = 128 << 20

@@ -131,6 +131,9 @@ extension ControlService {
 
     func sendVerification(to user: PanelUser) async throws {
         guard let tid = user.tenantID, let t = try await store.tenant(tid) else { return }
+        // One link per 10 minutes: logging in again must not mail-bomb the address.
+        let latest = try await store.db.query("SELECT MAX(expires_at) AS e FROM email_verifications WHERE user_id = ?", [.text(user.id)]).first?.int("e") ?? 0
+        guard latest <= now + 48 * 3600 - 600 else { return }
         let token = SessionToken.generate().value
         try await store.insertVerification(tokenHash: SessionToken.storageHash(of: token), user: user.id, expires: now + 48 * 3600)
         try await mailer.send(to: user.email, template: "email/verify", context: [
@@ -142,22 +145,30 @@ extension ControlService {
 
     public func login(email rawEmail: String, password: String, caller: Caller) async throws -> NewSession {
         let email = rawEmail.trimmingCharacters(in: .whitespaces).lowercased()
-        let ip = caller.ip ?? "?"
+        let ip = ControlService.throttleAddress(caller.ip)
         let t = clock()
-        if case .refuse(let wait) = throttle.withLockedValue({ $0.check(account: email, address: ip, now: t) }) {
+        // The attempt counts before the (slow) check, so parallel guesses
+        // cannot all pass the limit; a full login clears it.
+        let refusal = throttle.withLockedValue { th -> Int? in
+            if case .refuse(let wait) = th.check(account: email, address: ip, now: t) { return wait }
+            th.recordFailure(account: email, address: ip, now: t)
+            return nil
+        }
+        if let wait = refusal {
             throw ServiceError(.rateLimited, "Too many failed logins. Try again in \(wait / 60 + 1) minutes.", retryAfter: wait)
         }
         let user = try await store.user(email: email)
         let ok = verify(password, hash: user?.passwordHash ?? ControlService.decoyHash)
         guard ok, let user, !user.disabled else {
-            throttle.withLockedValue { $0.recordFailure(account: email, address: ip, now: t) }
             throw ServiceError(.unauthenticated, "The e-mail address or the password is wrong.")
         }
-        throttle.withLockedValue { $0.recordSuccess(account: email, address: ip, now: t) }
+        // With TOTP on, the password alone is not a login: the attempt
+        // stays counted until the second factor succeeds.
+        if !user.totpEnabled { throttle.withLockedValue { $0.recordSuccess(account: email, address: ip, now: t) } }
         guard user.emailVerified else {
             // The right password proves the sign-up was theirs: a fresh link.
             try await sendVerification(to: user)
-            throw ServiceError(.forbidden, "Please confirm your e-mail address first: we have sent you a new link.")
+            throw ServiceError(.forbidden, "Please confirm your e-mail address first: we have sent you a link (a new one at most every 10 minutes).")
         }
         if let tid = user.tenantID, let tenant = try await store.tenant(tid), tenant.status == .closed {
             throw ServiceError(.forbidden, "This account is closed.")
@@ -178,15 +189,19 @@ extension ControlService {
 
     /// The second step of a login with TOTP on: a code not used before.
     public func completeSecondFactor(_ s: SessionInfo, code: String, caller: Caller) async throws {
-        let ip = caller.ip ?? "?"
+        let ip = ControlService.throttleAddress(caller.ip)
         let t = clock()
-        if case .refuse(let wait) = throttle.withLockedValue({ $0.check(account: s.user.email, address: ip, now: t) }) {
+        let refusal = throttle.withLockedValue { th -> Int? in
+            if case .refuse(let wait) = th.check(account: s.user.email, address: ip, now: t) { return wait }
+            th.recordFailure(account: s.user.email, address: ip, now: t)
+            return nil
+        }
+        if let wait = refusal {
             throw ServiceError(.rateLimited, "Too many failed attempts. Try again later.", retryAfter: wait)
         }
         guard s.user.totpEnabled, let secret = s.user.totpSecret, let key = Base32.decode(secret),
               let step = TOTP(secret: key).match(code.filter(\.isNumber), at: t, window: 1),
               try await store.consumeTOTPStep(s.user.id, step: step) else {
-            throttle.withLockedValue { $0.recordFailure(account: s.user.email, address: ip, now: t) }
             throw ServiceError.invalid(["code": "That code is not right. Use the current code from your app."])
         }
         throttle.withLockedValue { $0.recordSuccess(account: s.user.email, address: ip, now: t) }
@@ -200,10 +215,16 @@ extension ControlService {
     public func createAPIToken(email: String, password: String, code: String?, name: String, caller: Caller) async throws -> String {
         let s = try await login(email: email, password: password, caller: caller)
         let info = try await session(id: s.id)
-        if s.secondFactorPending, let info { try await completeSecondFactor(info, code: code ?? "", caller: caller) }
+        do {
+            if s.secondFactorPending, let info { try await completeSecondFactor(info, code: code ?? "", caller: caller) }
+        } catch {
+            if let info { try? await logout(info) }
+            throw error
+        }
         if let info { try await logout(info) }
         let token = "pc_" + SessionToken.generate().value
-        try await store.insertAPIToken(hash: SessionToken.storageHash(of: token), user: s.user.id, name: String(name.prefix(80)), now: now, expires: nil)
+        // Tokens last 90 days and end with a password change.
+        try await store.insertAPIToken(hash: SessionToken.storageHash(of: token), user: s.user.id, name: String(name.prefix(80)), now: now, expires: now + 90 * 86400)
         try await audit(Caller(user: s.user, ip: caller.ip), "token.create", tenant: s.user.tenantID, target: String(name.prefix(80)))
         return token
     }
@@ -222,6 +243,7 @@ extension ControlService {
         guard verdict.accepted else { throw ServiceError.invalid(["password": verdict.messages.first ?? "Choose a stronger password."]) }
         try await store.updateUser(u.id, set: "password_hash", .text(try hashPassword(new)))
         try await store.deleteSessions(user: u.id, except: session?.idHash)
+        try await store.db.execute("DELETE FROM api_tokens WHERE user_id = ?", [.text(u.id)])
         try await audit(caller, "account.password", tenant: u.tenantID, target: u.email)
     }
 

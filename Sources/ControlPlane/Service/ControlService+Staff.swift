@@ -113,7 +113,8 @@ extension ControlService {
     public func closeAccount(password: String, confirmSlug: String, caller: Caller) async throws {
         let u = try requireUser(caller)
         guard u.role == .owner else { throw ServiceError(.forbidden, "Only the owner can close an account.") }
-        let t = try await tenantFor(caller, nil, write: false)
+        // Not while suspended: the data may be evidence.
+        let t = try await tenantFor(caller, nil, write: true)
         var fields: [String: String] = [:]
         if !verify(password, hash: u.passwordHash) { fields["password"] = "This is not your password." }
         if confirmSlug.trimmingCharacters(in: .whitespaces).lowercased() != t.slug { fields["confirm"] = "Type \(t.slug) to confirm." }
@@ -140,6 +141,13 @@ extension ControlService {
 
     // MARK: Reconciler glue
 
+    /// At start-up nothing is known about what running cells missed while
+    /// the control plane was away: every cell is brought up to date.
+    public func markAllDirty() async throws {
+        let tenants = try await store.cells().map(\.tenantID)
+        dirty.withLockedValue { $0.formUnion(tenants) }
+    }
+
     /// What the provisioner should run: every cell of this host.
     public func desiredCells() async throws -> [CellSpec] {
         guard let host = try await store.hosts().first(where: { $0.id == "local" }) else { return [] }
@@ -153,15 +161,17 @@ extension ControlService {
         return specs
     }
 
-    /// Records what the provisioner saw; pushes the configuration again to
-    /// healthy cells that missed a change. (A cell that starts reads the
-    /// whole configuration from the file the provisioner writes first.)
+    /// Records what the provisioner saw; pushes the whole configuration to
+    /// healthy cells that missed a change or have just (re)started.
     public func report(_ observations: [CellObservation]) async {
         let cells = (try? await store.cells()) ?? []
         let byID = Dictionary(uniqueKeysWithValues: cells.map { ($0.id, $0) })
-        let needSync = takeDirtyTenants()
+        var needSync = takeDirtyTenants()
         for o in observations {
             guard let c = byID[o.id] else { continue }
+            // A cell that just (re)started read the file written when it was
+            // last applied, which may predate the latest change: push again.
+            if o.healthy && (!c.healthy || o.restarts != c.restarts) { needSync.insert(c.tenantID) }
             if c.observedPhase != o.phase.rawValue || c.healthy != o.healthy || c.restarts != o.restarts || c.lastExit != o.lastExit || c.detail != o.detail {
                 try? await store.recordObservation(cell: c.id, phase: o.phase.rawValue, healthy: o.healthy, restarts: o.restarts,
                                                    lastExit: o.lastExit, detail: o.detail, now: now)

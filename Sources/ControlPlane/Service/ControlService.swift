@@ -100,6 +100,18 @@ public final class ControlService: Sendable {
         return t
     }
 
+    /// The throttle's key for a client address: IPv6 by /64 (one customer
+    /// line usually holds a whole /64).
+    static func throttleAddress(_ ip: String?) -> String {
+        guard let ip, ip.contains(":") else { return ip ?? "?" }
+        var groups = ip.components(separatedBy: "::")[0].split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        if ip.components(separatedBy: "::").count > 1 {
+            let tail = ip.components(separatedBy: "::")[1].split(separator: ":").map(String.init)
+            groups += Array(repeating: "0", count: max(0, 8 - groups.count - tail.count)) + tail
+        }
+        return groups.prefix(4).joined(separator: ":") + "::/64"
+    }
+
     func audit(_ c: Caller, _ action: String, tenant: String? = nil, target: String? = nil, detail: String? = nil, on x: (any SQLExecutor)? = nil) async throws {
         try await store.audit(AuditEntry(id: Identifier.timeOrdered(clock()), at: now, actorID: c.user?.id, actorEmail: c.user?.email,
                                          actorRole: c.user?.role.rawValue ?? "system", tenantID: tenant, action: action, target: target,

@@ -40,7 +40,7 @@ struct APIRoutes {
         api.post("/signup") { req, ctx in
             try await call {
                 let b = try await decode(SignupBody.self, req)
-                let t = try await service.signup(SignupRequest(email: b.email ?? "", password: b.password ?? "", name: b.name ?? "", slug: b.slug ?? "", plan: b.plan ?? ""), caller: ctx.caller)
+                let t = try await service.signup(SignupRequest(email: b.email ?? "", password: b.password ?? "", name: b.name ?? "", slug: b.slug ?? "", plan: b.plan ?? ""), caller: ctx.apiCaller)
                 return Reply.json(APIRoutes.tenantOut(t), status: .created)
             }
         }
@@ -54,73 +54,73 @@ struct APIRoutes {
         api.post("/tokens") { req, ctx in
             try await call {
                 let b = try await decode(TokenBody.self, req)
-                let token = try await service.createAPIToken(email: b.email ?? "", password: b.password ?? "", code: b.code, name: b.name ?? "api", caller: ctx.caller)
+                let token = try await service.createAPIToken(email: b.email ?? "", password: b.password ?? "", code: b.code, name: b.name ?? "api", caller: ctx.apiCaller)
                 return Reply.json(["token": token], status: .created)
             }
         }
         api.get("/me") { _, ctx in
             try await call {
-                let u = try service.requireUser(ctx.caller)
+                let u = try service.requireUser(ctx.apiCaller)
                 let t = try await u.tenantID.asyncMap { try await service.store.tenant($0) } ?? nil
                 return Reply.json(MeOut(email: u.email, role: u.role.rawValue, tenant: t.map(APIRoutes.tenantOut), totp: u.totpEnabled))
             }
         }
         api.get("/cell") { _, ctx in
             try await call {
-                guard let s = try await service.cellStatus(tenant: nil, caller: ctx.caller) else { throw ServiceError(.notFound, "No cell yet.") }
+                guard let s = try await service.cellStatus(tenant: nil, caller: ctx.apiCaller) else { throw ServiceError(.notFound, "No cell yet.") }
                 return Reply.json(s)
             }
         }
-        api.get("/mailboxes") { _, ctx in try await call { Reply.json(try await service.mailboxes(tenant: nil, caller: ctx.caller).map(APIRoutes.mailboxOut)) } }
+        api.get("/mailboxes") { _, ctx in try await call { Reply.json(try await service.mailboxes(tenant: nil, caller: ctx.apiCaller).map(APIRoutes.mailboxOut)) } }
         api.post("/mailboxes") { req, ctx in
             try await call {
                 let b = try await decode(MailboxBody.self, req)
-                let m = try await service.createMailbox(tenant: nil, local: b.local ?? "", domain: b.domain, displayName: b.displayName ?? "", password: b.password ?? "", caller: ctx.caller)
+                let m = try await service.createMailbox(tenant: nil, local: b.local ?? "", domain: b.domain, displayName: b.displayName ?? "", password: b.password ?? "", caller: ctx.apiCaller)
                 return Reply.json(APIRoutes.mailboxOut(m), status: .created)
             }
         }
         api.get("/mailboxes/:address/setup") { _, ctx in
-            try await call { Reply.json(try await service.clientSetup(tenant: nil, address: ctx.pathParameter("address"), caller: ctx.caller)) }
+            try await call { Reply.json(try await service.clientSetup(tenant: nil, address: ctx.pathParameter("address"), caller: ctx.apiCaller)) }
         }
         api.put("/mailboxes/:address/password") { req, ctx in
             try await call {
                 let b = try await decode(PasswordBody.self, req)
-                try await service.setMailboxPassword(tenant: nil, address: ctx.pathParameter("address"), password: b.password ?? "", caller: ctx.caller)
+                try await service.setMailboxPassword(tenant: nil, address: ctx.pathParameter("address"), password: b.password ?? "", caller: ctx.apiCaller)
                 return Response(status: .noContent)
             }
         }
         api.delete("/mailboxes/:address") { _, ctx in
             try await call {
-                try await service.deleteMailbox(tenant: nil, address: ctx.pathParameter("address"), caller: ctx.caller)
+                try await service.deleteMailbox(tenant: nil, address: ctx.pathParameter("address"), caller: ctx.apiCaller)
                 return Response(status: .noContent)
             }
         }
-        api.get("/aliases") { _, ctx in try await call { Reply.json(try await service.aliases(tenant: nil, caller: ctx.caller)) } }
+        api.get("/aliases") { _, ctx in try await call { Reply.json(try await service.aliases(tenant: nil, caller: ctx.apiCaller)) } }
         api.post("/aliases") { req, ctx in
             try await call {
                 let b = try await decode(AliasBody.self, req)
-                return Reply.json(try await service.createAlias(tenant: nil, local: b.local ?? "", domain: b.domain, targets: b.targets ?? [], caller: ctx.caller), status: .created)
+                return Reply.json(try await service.createAlias(tenant: nil, local: b.local ?? "", domain: b.domain, targets: b.targets ?? [], caller: ctx.apiCaller), status: .created)
             }
         }
         api.delete("/aliases/:address") { _, ctx in
             try await call {
-                try await service.deleteAlias(tenant: nil, address: ctx.pathParameter("address"), caller: ctx.caller)
+                try await service.deleteAlias(tenant: nil, address: ctx.pathParameter("address"), caller: ctx.apiCaller)
                 return Response(status: .noContent)
             }
         }
 
         // Staff
-        api.get("/staff/fleet") { _, ctx in try await call { Reply.json(try await service.fleet(caller: ctx.caller)) } }
+        api.get("/staff/fleet") { _, ctx in try await call { Reply.json(try await service.fleet(caller: ctx.apiCaller)) } }
         api.get("/staff/tenants") { req, ctx in
             try await call {
                 let q = req.queryForm
-                let page = Int(q["page"]) ?? 0
-                return Reply.json(try await service.searchTenants(q["q"], status: q["status"], page: page, caller: ctx.caller).map(APIRoutes.tenantOut))
+                let page = min(max(0, Int(q["page"]) ?? 0), 10_000)
+                return Reply.json(try await service.searchTenants(q["q"], status: q["status"], page: page, caller: ctx.apiCaller).map(APIRoutes.tenantOut))
             }
         }
         api.get("/staff/tenants/:id") { _, ctx in
             try await call {
-                let d = try await service.tenantDetail(ctx.pathParameter("id"), caller: ctx.caller)
+                let d = try await service.tenantDetail(ctx.pathParameter("id"), caller: ctx.apiCaller)
                 return Reply.json(TenantDetailOut(tenant: APIRoutes.tenantOut(d.tenant), owners: d.owners.map(\.email), cell: d.cell,
                                                   domains: d.domains.map(\.name), mailboxes: d.mailboxes.map(APIRoutes.mailboxOut), aliases: d.aliases))
             }
@@ -128,27 +128,27 @@ struct APIRoutes {
         api.post("/staff/tenants/:id/suspend") { req, ctx in
             try await call {
                 let b = try await decode(ReasonBody.self, req)
-                try await service.suspend(ctx.pathParameter("id"), reason: b.reason ?? "", caller: ctx.caller)
+                try await service.suspend(ctx.pathParameter("id"), reason: b.reason ?? "", caller: ctx.apiCaller)
                 return Response(status: .noContent)
             }
         }
         api.post("/staff/tenants/:id/resume") { _, ctx in
             try await call {
-                try await service.resume(ctx.pathParameter("id"), caller: ctx.caller)
+                try await service.resume(ctx.pathParameter("id"), caller: ctx.apiCaller)
                 return Response(status: .noContent)
             }
         }
         api.post("/staff/tenants/:id/delete") { req, ctx in
             try await call {
                 let b = try await decode(ReasonBody.self, req)
-                try await service.deleteTenant(ctx.pathParameter("id"), reason: b.reason ?? "", caller: ctx.caller)
+                try await service.deleteTenant(ctx.pathParameter("id"), reason: b.reason ?? "", caller: ctx.apiCaller)
                 return Response(status: .noContent)
             }
         }
         api.get("/staff/audit") { req, ctx in
             try await call {
                 let q = req.queryForm
-                return Reply.json(try await service.auditLog(tenant: q["tenant"].isEmpty ? nil : q["tenant"], action: q["action"], page: Int(q["page"]) ?? 0, caller: ctx.caller))
+                return Reply.json(try await service.auditLog(tenant: q["tenant"].isEmpty ? nil : q["tenant"], action: q["action"], page: Int(q["page"]) ?? 0, caller: ctx.apiCaller))
             }
         }
     }
@@ -169,6 +169,9 @@ struct APIRoutes {
     struct APIInputError: Error { var message: String }
 
     func decode<T: Decodable>(_ type: T.Type, _ req: Request) async throws -> T {
+        guard let type = req.headers[.contentType], type.lowercased().hasPrefix("application/json") else {
+            throw APIInputError(message: "Send a JSON object with Content-Type: application/json.")
+        }
         let buffer = try await req.body.collect(upTo: 64 * 1024)
         guard buffer.readableBytes > 0 else { throw APIInputError(message: "Send a JSON object.") }
         do { return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView)) } catch {

@@ -39,6 +39,7 @@ struct CustomerRoutes {
             guard CSRF.valid(form, request: req, ctx: ctx) else { return csrfFailure(ctx) }
             do {
                 let s = try await service.login(email: form["email"], password: form["password"], caller: ctx.caller)
+                if let old = ctx.session { try? await service.logout(old) }
                 var resp = Reply.redirect(s.secondFactorPending ? "/login/totp" : (s.user.role.isStaff ? "/staff" : "/panel"))
                 resp.setCookie(Cookies.session(s.id, maxAge: Int(service.config.sessionSeconds)))
                 return resp
@@ -135,6 +136,9 @@ struct CustomerRoutes {
 
     /// A page for logged-out visitors, with the double-submit CSRF cookie.
     func anonymous(_ req: Request, _ ctx: PanelContext, _ body: (String) async throws -> Response) async throws -> Response {
+        // A session half-way through its login (second factor pending) signs
+        // the forms with its own token, as CSRF.valid expects.
+        if let s = ctx.session { return try await body(CSRF.token(for: s)) }
         if let existing = req.cookies[Cookies.csrf]?.value, existing.count >= 20 { return try await body(existing) }
         let token = SessionToken.generate().value
         var resp = try await body(token)

@@ -27,6 +27,10 @@ public struct PanelContext: RequestContext {
     }
     public var user: PanelUser? { caller.user }
 
+    /// The API's caller: only a bearer token counts, never the session
+    /// cookie (so the API needs no CSRF protection).
+    public var apiCaller: Caller { Caller(user: tokenUser, ip: remoteIP) }
+
     /// A path parameter, percent-decoded (`anna%40smith.example`).
     public func pathParameter(_ name: String) -> String {
         let raw = parameters.get(name) ?? ""

@@ -23,11 +23,11 @@ struct StaffRoutes {
         r.get("/staff/tenants") { req, ctx in
             try await staff(ctx) {
                 let q = req.queryForm
-                let page = max(0, Int(q["page"]) ?? 0)
+                let page = min(max(0, Int(q["page"]) ?? 0), 10_000)
                 let list = try await service.searchTenants(q["q"], status: q["status"], page: page, caller: ctx.caller)
                 return views.page("staff-tenants", [
                     "q": q["q"], "status": q["status"], "tenants": list.map(tenantRow),
-                    "next": list.count == 50 ? page + 1 : 0, "hasNext": list.count == 50,
+                    "nextURL": "/staff/tenants?" + query(["q": q["q"], "status": q["status"], "page": String(page + 1)]), "hasNext": list.count == 50,
                     "statuses": TenantStatus.allCases.map { ["value": $0.rawValue, "selected": $0.rawValue == q["status"]] },
                 ], ctx: ctx)
             }
@@ -55,10 +55,11 @@ struct StaffRoutes {
         r.get("/staff/audit") { req, ctx in
             try await staff(ctx) {
                 let q = req.queryForm
-                let page = max(0, Int(q["page"]) ?? 0)
+                let page = min(max(0, Int(q["page"]) ?? 0), 10_000)
                 let entries = try await service.auditLog(tenant: q["tenant"].isEmpty ? nil : q["tenant"], action: q["action"], page: page, caller: ctx.caller)
                 return views.page("staff-audit", ["entries": entries.map(auditRow), "tenant": q["tenant"], "action": q["action"],
-                                                  "hasNext": entries.count == 100, "next": page + 1], ctx: ctx)
+                                                  "hasNext": entries.count == 100,
+                                                  "nextURL": "/staff/audit?" + query(["tenant": q["tenant"], "action": q["action"], "page": String(page + 1)])], ctx: ctx)
             }
         }
     }
@@ -71,6 +72,13 @@ struct StaffRoutes {
         do { return try await body() } catch let e as ServiceError {
             return views.page("message", ["title": "Not possible", "message": e.message], status: HTTPResponse.Status(code: e.httpStatus), ctx: ctx)
         }
+    }
+
+    /// A query string, each value percent-encoded.
+    func query(_ items: [String: String]) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~@")
+        return items.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&")
     }
 
     func tenantRow(_ t: Tenant) -> [String: Any] {

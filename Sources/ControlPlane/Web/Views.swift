@@ -27,7 +27,8 @@ public struct Views: Sendable {
         var c = context.filter { !Views.isNone($0.value) }.mapValues(Views.unwrap)
         c["domainSuffix"] = providerDomain
         if let u = ctx.user {
-            c["me"] = ["email": u.email, "staff": u.role.isStaff, "role": u.role.rawValue, "admin": u.role == .admin]
+            c["me"] = ["email": u.email, "staff": u.role.isStaff, "role": u.role.rawValue, "admin": u.role == .admin,
+                       "auditor": u.role == .admin || u.role == .support]
             if let s = ctx.session { c["csrf"] = CSRF.token(for: s) }
         }
         let body = library.render(c, withTemplate: "panel/" + name) ?? "template panel/\(name) missing"
