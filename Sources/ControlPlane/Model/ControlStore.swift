@@ -246,6 +246,13 @@ public struct ControlStore: Sendable {
         Mailbox(address: r.string("address"), tenantID: r.string("tenant_id"), displayName: r.string("display_name"),
                 passwordHash: r.string("password_hash"), quotaBytes: r.int("quota_bytes"))
     }
+    /// Serialises changes to one tenant's addresses: on PostgreSQL a row
+    /// lock (READ COMMITTED would let two requests both pass the checks);
+    /// SQLite's one writer already does it.
+    public func lockTenant(_ id: String, on x: any SQLExecutor) async throws {
+        if db.dialect == .postgres { _ = try await x.query("SELECT id FROM tenants WHERE id = ? FOR UPDATE", [.text(id)]) }
+    }
+
     /// Whether an address is taken by a mailbox or an alias, anywhere.
     public func addressTaken(_ address: String, on x: any SQLExecutor) async throws -> Bool {
         try await !x.query("SELECT address FROM mailboxes WHERE address = ? UNION SELECT address FROM aliases WHERE address = ?",

@@ -65,7 +65,7 @@ extension ControlService {
         guard fields.isEmpty, let plan else { throw ServiceError.invalid(fields) }
 
         let tenant = Tenant(id: Identifier.make("t-"), slug: slug, name: name, planID: plan.id, status: .pending, statusReason: nil, createdAt: now)
-        let owner = PanelUser(id: Identifier.make("u-"), tenantID: tenant.id, email: email, passwordHash: try hashPassword(r.password),
+        let owner = PanelUser(id: Identifier.make("u-"), tenantID: tenant.id, email: email, passwordHash: try await hashPassword(r.password),
                               role: .owner, emailVerified: false, totpSecret: nil, totpEnabled: false, totpLastStep: 0, disabled: false)
         let token = SessionToken.generate().value
         do {
@@ -158,7 +158,7 @@ extension ControlService {
             throw ServiceError(.rateLimited, "Too many failed logins. Try again in \(wait / 60 + 1) minutes.", retryAfter: wait)
         }
         let user = try await store.user(email: email)
-        let ok = verify(password, hash: user?.passwordHash ?? ControlService.decoyHash)
+        let ok = try await verify(password, hash: user?.passwordHash ?? ControlService.decoyHash)
         guard ok, let user, !user.disabled else {
             throw ServiceError(.unauthenticated, "The e-mail address or the password is wrong.")
         }
@@ -238,10 +238,10 @@ extension ControlService {
 
     public func changeOwnPassword(current: String, new: String, session: SessionInfo?, caller: Caller) async throws {
         let u = try requireUser(caller)
-        guard verify(current, hash: u.passwordHash) else { throw ServiceError.invalid(["current": "This is not your current password."]) }
+        guard try await verify(current, hash: u.passwordHash) else { throw ServiceError.invalid(["current": "This is not your current password."]) }
         let verdict = policy.evaluate(new, user: u.email, oldPassword: current)
         guard verdict.accepted else { throw ServiceError.invalid(["password": verdict.messages.first ?? "Choose a stronger password."]) }
-        try await store.updateUser(u.id, set: "password_hash", .text(try hashPassword(new)))
+        try await store.updateUser(u.id, set: "password_hash", .text(try await hashPassword(new)))
         try await store.deleteSessions(user: u.id, except: session?.idHash)
         try await store.db.execute("DELETE FROM api_tokens WHERE user_id = ?", [.text(u.id)])
         try await audit(caller, "account.password", tenant: u.tenantID, target: u.email)
@@ -271,7 +271,7 @@ extension ControlService {
 
     public func disableTOTP(password: String, caller: Caller) async throws {
         let u = try requireUser(caller)
-        guard verify(password, hash: u.passwordHash) else { throw ServiceError.invalid(["password": "This is not your password."]) }
+        guard try await verify(password, hash: u.passwordHash) else { throw ServiceError.invalid(["password": "This is not your password."]) }
         try await store.updateUser(u.id, set: "totp_enabled", .bool(false))
         try await store.updateUser(u.id, set: "totp_secret", .null)
         try await audit(caller, "account.totp.disable", tenant: u.tenantID, target: u.email)
@@ -281,7 +281,7 @@ extension ControlService {
     public func createStaff(email rawEmail: String, password: String, role: Role, caller: Caller) async throws -> PanelUser {
         guard role.isStaff else { throw ServiceError.invalid(["role": "Staff roles are admin, support and billing."]) }
         guard case .ok(let email) = Validation.email(rawEmail) else { throw ServiceError.invalid(["email": "That is not an e-mail address."]) }
-        let u = PanelUser(id: Identifier.make("u-"), tenantID: nil, email: email.lowercased(), passwordHash: try hashPassword(password), role: role,
+        let u = PanelUser(id: Identifier.make("u-"), tenantID: nil, email: email.lowercased(), passwordHash: try await hashPassword(password), role: role,
                           emailVerified: true, totpSecret: nil, totpEnabled: false, totpLastStep: 0, disabled: false)
         do { try await store.insertUser(u, now: now) } catch let e as SQLError where e.isConstraintViolation {
             throw ServiceError(.conflict, "A user with this address exists already.")

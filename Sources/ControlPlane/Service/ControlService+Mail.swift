@@ -63,8 +63,9 @@ extension ControlService {
         if !verdict.accepted { fields["password"] = verdict.messages.first ?? "Choose a stronger password." }
         guard fields.isEmpty else { throw ServiceError.invalid(fields) }
         guard let plan = try await store.plan(t.planID) else { throw ServiceError(.unavailable, "The plan is missing.") }
-        let mailbox = Mailbox(address: address, tenantID: t.id, displayName: name, passwordHash: try hashPassword(password), quotaBytes: nil)
+        let mailbox = Mailbox(address: address, tenantID: t.id, displayName: name, passwordHash: try await hashPassword(password), quotaBytes: nil)
         try await store.db.transaction { [store, now] tx in
+            try await store.lockTenant(t.id, on: tx)
             if try await store.addressTaken(address, on: tx) { throw ServiceError.invalid(["local": "This address is taken already."]) }
             if try await store.mailboxCount(tenant: t.id, on: tx) >= Int64(plan.mailboxes) {
                 throw ServiceError(.conflict, "Your plan allows \(plan.mailboxes) mailboxes. Choose a larger plan to add more.")
@@ -81,8 +82,8 @@ extension ControlService {
         guard let m = try await store.mailbox(address.lowercased()), m.tenantID == t.id else { throw ServiceError(.notFound, "No such mailbox.") }
         let verdict = checkPassword(password, user: m.address)
         guard verdict.accepted else { throw ServiceError.invalid(["password": verdict.messages.first ?? "Choose a stronger password."]) }
-        if verify(password, hash: m.passwordHash) { throw ServiceError.invalid(["password": "Choose a password different from the current one."]) }
-        let hash = try hashPassword(password)
+        if try await verify(password, hash: m.passwordHash) { throw ServiceError.invalid(["password": "Choose a password different from the current one."]) }
+        let hash = try await hashPassword(password)
         try await store.setMailboxPassword(m.address, hash: hash, now: now)
         try await audit(caller, "mailbox.password", tenant: t.id, target: m.address)
         await push(t.id) { admin in try await admin.setPassword(m.address, passwordHash: hash) }
@@ -132,6 +133,7 @@ extension ControlService {
         guard fields.isEmpty else { throw ServiceError.invalid(fields) }
         let alias = Alias(address: address, tenantID: t.id, targets: Array(Set(targets)).sorted())
         try await store.db.transaction { [store, now] tx in
+            try await store.lockTenant(t.id, on: tx)
             if try await store.addressTaken(address, on: tx) { throw ServiceError.invalid(["local": "This address is taken already."]) }
             try await store.insertAlias(alias, now: now, on: tx)
         }
@@ -169,6 +171,9 @@ extension ControlService {
     /// (and the next start writes the whole configuration anyway).
     func push(_ tenant: String, _ change: @Sendable (EngineAdminClient) async throws -> Void) async {
         guard let p = provisioner, let cell = try? await store.cell(tenant: tenant) else { return }
+        let lock = tenantLock(tenant)
+        await lock.lock()
+        defer { lock.unlock() }
         do { try await change(p.admin(cell.id)) } catch {
             // A cell not yet healthy (starting) is expected to miss it.
             logger.log(level: cell.healthy ? .notice : .debug, "cell \(cell.id) missed a change; it will be pushed again: \(error)")
@@ -189,7 +194,11 @@ extension ControlService {
     /// in line with the database (idempotent; used for dirty tenants and
     /// after a cell starts).
     public func sync(tenant tid: String) async throws {
-        guard let p = provisioner, let t = try await store.tenant(tid), let cell = try await store.cell(tenant: tid),
+        guard let p = provisioner else { return }
+        let lock = tenantLock(tid)
+        await lock.lock()
+        defer { lock.unlock() }
+        guard let t = try await store.tenant(tid), let cell = try await store.cell(tenant: tid),
               let plan = try await store.plan(t.planID) else { return }
         let admin = p.admin(cell.id)
         let domains = try await store.domains(tenant: tid).map(\.name)
@@ -200,7 +209,9 @@ extension ControlService {
         for a in aliases { _ = try await admin.putAlias(a.address, targets: a.targets) }
         let wantedUsers = Set(mailboxes.map(\.address)), wantedAliases = Set(aliases.map(\.address))
         for a in try await admin.aliases().keys where !wantedAliases.contains(a) { try await admin.deleteAlias(a) }
-        for u in try await admin.users() where !wantedUsers.contains(u.address) { try await admin.deleteUser(u.address, purge: false) }
+        // The database is the truth: a mailbox deleted there (while the cell was
+        // down) loses its mail here too, so a later mailbox of that name starts empty.
+        for u in try await admin.users() where !wantedUsers.contains(u.address) { try await admin.deleteUser(u.address, purge: true) }
         for d in try await admin.domains() where !domains.contains(d) { try await admin.deleteDomain(d) }
         try await admin.setCellQuota(bytes: plan.storageBytes)
         try await admin.setSuspended(t.status == .suspended)

@@ -72,8 +72,9 @@ extension ControlService {
     public func deleteTenant(_ id: String, reason: String, caller: Caller) async throws {
         _ = try requireStaff(caller, [.admin])
         guard let t = try await store.tenant(id) else { throw ServiceError(.notFound, "No such tenant.") }
-        guard t.status != .closed else { throw ServiceError(.conflict, "This tenant is closed already.") }
-        try await close(t, reason: "deleted by staff: " + String(reason.prefix(300)))
+        // A closed tenant whose cell is still there (its removal failed) may be deleted again.
+        if t.status == .closed, try await store.cell(tenant: id) == nil { throw ServiceError(.conflict, "This tenant is closed already.") }
+        try await close(t, reason: t.status == .closed ? (t.statusReason ?? "closed") : "deleted by staff: " + String(reason.prefix(300)))
         try await audit(caller, "tenant.delete", tenant: id, target: t.slug, detail: String(reason.prefix(300)))
     }
 
@@ -116,7 +117,7 @@ extension ControlService {
         // Not while suspended: the data may be evidence.
         let t = try await tenantFor(caller, nil, write: true)
         var fields: [String: String] = [:]
-        if !verify(password, hash: u.passwordHash) { fields["password"] = "This is not your password." }
+        if !(try await verify(password, hash: u.passwordHash)) { fields["password"] = "This is not your password." }
         if confirmSlug.trimmingCharacters(in: .whitespaces).lowercased() != t.slug { fields["confirm"] = "Type \(t.slug) to confirm." }
         guard fields.isEmpty else { throw ServiceError.invalid(fields) }
         try await close(t, reason: "closed by owner")
@@ -131,7 +132,12 @@ extension ControlService {
         }
         if let cell = try await store.cell(tenant: t.id) {
             try await store.setCellDesired(tenant: t.id, "deleted")
-            if let p = provisioner { try await p.remove(id: cell.id, deleteData: true) }
+            if let p = provisioner {
+                do { try await p.remove(id: cell.id, deleteData: true) } catch {
+                    logger.error("removing cell \(cell.id) failed: \(error)")
+                    throw ServiceError(.unavailable, "The account is closed, but its mail store could not be removed yet; staff can delete it again from the tenant page.")
+                }
+            }
             try await store.deleteCell(cell.id)
         }
         try await store.db.execute("DELETE FROM mailboxes WHERE tenant_id = ?", [.text(t.id)])

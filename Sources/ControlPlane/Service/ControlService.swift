@@ -30,6 +30,8 @@ public final class ControlService: Sendable {
     /// Tenants whose cell missed a change (it was down): the reconciler
     /// pushes their whole configuration again.
     let dirty = NIOLockedValueBox<Set<String>>([])
+    let kdf = KDFGate()
+    let cellLocks = NIOLockedValueBox<[String: AsyncLock]>([:])
     /// Tenants with an export being made (one at a time each).
     let exporting = NIOLockedValueBox<Set<String>>([])
     /// Called after a change that the reconciler should act on at once.
@@ -125,13 +127,26 @@ public final class ControlService: Sendable {
         policy.evaluate(password, user: user, oldPassword: nil)
     }
 
-    func hashPassword(_ password: String) throws -> String {
-        try PasswordHash.make(password: password).description
+    func hashPassword(_ password: String) async throws -> String {
+        try await kdf.run { try PasswordHash.make(password: password).description }
     }
 
-    func verify(_ password: String, hash: String) -> Bool {
-        guard let h = try? PasswordHash(parsing: hash) else { return false }
-        return h.verify(password)
+    func verify(_ password: String, hash: String) async throws -> Bool {
+        try await kdf.run {
+            guard let h = try? PasswordHash(parsing: hash) else { return false }
+            return h.verify(password)
+        }
+    }
+
+    /// One lock per tenant, so a full push (sync) and a single change never
+    /// interleave on one cell.
+    func tenantLock(_ tenant: String) -> AsyncLock {
+        cellLocks.withLockedValue { m in
+            if let l = m[tenant] { return l }
+            let l = AsyncLock()
+            m[tenant] = l
+            return l
+        }
     }
 
     /// A hash to verify against when the account does not exist, so a

@@ -30,7 +30,8 @@ struct CustomerRoutes {
                 let t = try await service.verifyEmail(token: req.queryForm["token"], caller: ctx.caller)
                 return views.page("verified", ["domain": t.slug + "." + service.config.providerDomain], ctx: ctx)
             } catch let e as ServiceError {
-                return views.page("message", ["title": "Link not valid", "message": e.message], status: .notFound, ctx: ctx)
+                let title = e.kind == .notFound ? "Link not valid" : "Please try again later"
+                return views.page("message", ["title": title, "message": e.message], status: HTTPResponse.Status(code: e.httpStatus), ctx: ctx)
             }
         }
         r.get("/login") { req, ctx in try await anonymous(req, ctx) { csrf in views.page("login", ["csrf": csrf, "done": notice(req)], ctx: ctx) } }
@@ -155,6 +156,9 @@ struct CustomerRoutes {
         guard u.role == .owner else { return Reply.redirect("/staff") }
         do { return try await body() } catch let e as ServiceError {
             return views.page("message", ["title": "Not possible", "message": e.message], status: HTTPResponse.Status(code: e.httpStatus), ctx: ctx)
+        } catch let e as SQLError {
+            service.logger.error("database: \(e)")
+            return views.page("message", ["title": "Please try again", "message": "That did not work this time; nothing was changed. Please try again."], status: .serviceUnavailable, ctx: ctx)
         }
     }
 
@@ -192,7 +196,8 @@ struct CustomerRoutes {
             "plan": plan.map { ["name": $0.name, "mailboxes": $0.mailboxes, "storage": humanBytes($0.storageBytes)] } ?? [:],
             "cell": status.map { s in ["phase": s.phase, "healthy": s.healthy, "restarts": s.restarts, "used": s.usedBytes.map(humanBytes) ?? "—",
                                        "quota": humanBytes(s.quotaBytes), "detail": s.detail ?? ""] as [String: Any] } ?? [:],
-            "mailboxes": mailboxes.map { m in ["address": m.address, "name": m.displayName, "used": status?.mailboxUsage[m.address].map(humanBytes) ?? "—"] },
+            "mailboxes": mailboxes.map { m in ["address": m.address, "name": m.displayName, "used": status?.mailboxUsage[m.address].map(humanBytes) ?? "—",
+                                               "checked": formName == "alias" && (form.all["targets"] ?? []).contains(m.address)] },
             "aliases": aliases.map { ["address": $0.address, "targets": $0.targets.joined(separator: ", ")] },
             "domains": domains.map { ["name": $0.name, "first": $0.name == domains.first?.name] },
             "mailboxCount": mailboxes.count, "canAdd": mailboxes.count < (plan?.mailboxes ?? 0),

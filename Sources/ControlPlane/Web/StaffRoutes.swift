@@ -71,6 +71,9 @@ struct StaffRoutes {
         }
         do { return try await body() } catch let e as ServiceError {
             return views.page("message", ["title": "Not possible", "message": e.message], status: HTTPResponse.Status(code: e.httpStatus), ctx: ctx)
+        } catch let e as SQLError {
+            service.logger.error("database: \(e)")
+            return views.page("message", ["title": "Please try again", "message": "The database did not answer; nothing was changed."], status: .serviceUnavailable, ctx: ctx)
         }
     }
 
@@ -104,6 +107,7 @@ struct StaffRoutes {
             "aliases": d.aliases.map { ["address": $0.address, "targets": $0.targets.joined(separator: ", ")] },
             "audit": d.audit.map(auditRow),
             "canAct": ctx.user?.role == .admin,
+            "deletable": d.tenant.status != .closed || d.cell != nil,
         ]
         if let notice { c["done"] = notice }
         return views.form("staff-tenant", c, error: error, form: form, ctx: ctx)
