@@ -78,11 +78,19 @@ public final class ControlPlaneApp: Sendable {
             let sender = OutboxSender(outbox: config.stateDirectory + "/outbox", relay: relay, heloName: config.panelHost == "0.0.0.0" ? "localhost" : config.panelHost, logger: logger)
             outbox = Task { await sender.run() }
         }
+        let service = self.service, logger = self.logger
+        let cleanUp = Task {
+            while !Task.isCancelled {
+                do { try await service.cleanUp() } catch { logger.notice("clean-up: \(error)") }
+                try? await Task.sleep(for: .seconds(600))
+            }
+        }
         let app = try ControlServer.application(router: router, tls: tls, host: config.panelHost, port: config.panelPort, logger: logger,
                                                 onServerRunning: { _ in onReady() })
         do { try await app.runService() } catch { logger.error("server: \(error)") }
         await reconciler?.stop()
         outbox?.cancel()
+        cleanUp.cancel()
         await provisioner?.shutdown(stopCells: false)
         await database.close()
     }

@@ -224,6 +224,39 @@ import PanelSecurity
         await env.close()
     }
 
+    @Test(arguments: TestDatabases.all)
+    func forgottenPasswordAndCleanUp(_ database: String) async throws {
+        let env = try await TestEnvironment(database)
+        let s = env.service
+        _ = try await env.owner(slug: "forgetful")
+        let before = try await s.login(email: "owner@forgetful.example", password: TestEnvironment.strong, caller: .system())
+        // Unknown addresses get the same (silent) answer and no mail.
+        try await s.requestPasswordReset(email: "nobody@nowhere.example", caller: .system())
+        try await s.requestPasswordReset(email: "owner@forgetful.example", caller: .system())
+        try await s.requestPasswordReset(email: "owner@forgetful.example", caller: .system())
+        let resets = env.sent.withLockedValue { $0.filter { $0.subject.contains("Reset") } }
+        #expect(resets.count == 1 && resets[0].to == "owner@forgetful.example")
+        let body = resets[0].body
+        let token = String(body[body.range(of: "token=")!.upperBound...].prefix { !$0.isWhitespace })
+        #expect(try await s.resetTokenValid(token))
+        #expect(await kind(of: { try await s.resetPassword(token: token, password: "forgetful123", caller: .system()) }) == .invalid)
+        try await s.resetPassword(token: token, password: "Granite-lantern-0815", caller: .system())
+        // Used once; old sessions and the old password are gone.
+        #expect(await kind(of: { try await s.resetPassword(token: token, password: "Another-lantern-0816", caller: .system()) }) == .notFound)
+        #expect(try await s.session(id: before.id) == nil)
+        #expect(await kind(of: { _ = try await s.login(email: "owner@forgetful.example", password: TestEnvironment.strong, caller: .system()) }) == .unauthenticated)
+        _ = try await s.login(email: "owner@forgetful.example", password: "Granite-lantern-0815", caller: .system())
+        // A sign-up never confirmed goes after 7 days, freeing its name.
+        try await s.signup(SignupRequest(email: "late@example.org", password: TestEnvironment.strong, name: "Late", slug: "latecomer", plan: "family"), caller: .system())
+        env.advance(8 * 86400)
+        try await s.cleanUp()
+        #expect(try await s.store.tenant(slug: "latecomer") == nil)
+        #expect(try await s.store.user(email: "late@example.org") == nil)
+        #expect(try await s.store.tenant(slug: "forgetful") != nil)
+        #expect(try await s.session(id: before.id) == nil)
+        await env.close()
+    }
+
     func kind(of body: () async throws -> Void) async -> ServiceError.Kind? {
         do { try await body(); return nil } catch let e as ServiceError { return e.kind } catch { return nil }
     }

@@ -92,6 +92,17 @@ public enum Migrations {
             "CREATE INDEX audit_at ON audit_log(at)",
             "CREATE INDEX audit_tenant ON audit_log(tenant_id, at)",
         ]),
+        Migration(version: 2, name: "password resets; expiry indexes for the clean-up job", statements: [
+            """
+            CREATE TABLE password_resets (
+              token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+              created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, used_at BIGINT)
+            """,
+            "CREATE INDEX password_resets_user ON password_resets(user_id)",
+            "CREATE INDEX sessions_expires ON sessions(expires_at)",
+            "CREATE INDEX email_verifications_expires ON email_verifications(expires_at)",
+            "CREATE INDEX api_tokens_user ON api_tokens(user_id)",
+        ]),
     ]
 
     /// Applies every migration not yet applied, in order; returns the versions applied now.

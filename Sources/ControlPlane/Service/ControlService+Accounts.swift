@@ -238,7 +238,7 @@ extension ControlService {
 
     public func changeOwnPassword(current: String, new: String, session: SessionInfo?, caller: Caller) async throws {
         let u = try requireUser(caller)
-        guard try await verify(current, hash: u.passwordHash) else { throw ServiceError.invalid(["current": "This is not your current password."]) }
+        try await reauthenticate(u, current, caller: caller, field: "current")
         let verdict = policy.evaluate(new, user: u.email, oldPassword: current)
         guard verdict.accepted else { throw ServiceError.invalid(["password": verdict.messages.first ?? "Choose a stronger password."]) }
         try await store.updateUser(u.id, set: "password_hash", .text(try await hashPassword(new)))
@@ -271,7 +271,7 @@ extension ControlService {
 
     public func disableTOTP(password: String, caller: Caller) async throws {
         let u = try requireUser(caller)
-        guard try await verify(password, hash: u.passwordHash) else { throw ServiceError.invalid(["password": "This is not your password."]) }
+        try await reauthenticate(u, password, caller: caller, field: "password")
         try await store.updateUser(u.id, set: "totp_enabled", .bool(false))
         try await store.updateUser(u.id, set: "totp_secret", .null)
         try await audit(caller, "account.totp.disable", tenant: u.tenantID, target: u.email)

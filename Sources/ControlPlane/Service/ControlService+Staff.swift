@@ -116,10 +116,8 @@ extension ControlService {
         guard u.role == .owner else { throw ServiceError(.forbidden, "Only the owner can close an account.") }
         // Not while suspended: the data may be evidence.
         let t = try await tenantFor(caller, nil, write: true)
-        var fields: [String: String] = [:]
-        if !(try await verify(password, hash: u.passwordHash)) { fields["password"] = "This is not your password." }
-        if confirmSlug.trimmingCharacters(in: .whitespaces).lowercased() != t.slug { fields["confirm"] = "Type \(t.slug) to confirm." }
-        guard fields.isEmpty else { throw ServiceError.invalid(fields) }
+        if confirmSlug.trimmingCharacters(in: .whitespaces).lowercased() != t.slug { throw ServiceError.invalid(["confirm": "Type \(t.slug) to confirm."]) }
+        try await reauthenticate(u, password, caller: caller, field: "password")
         try await close(t, reason: "closed by owner")
         try await audit(caller, "tenant.close", tenant: t.id, target: t.slug)
     }

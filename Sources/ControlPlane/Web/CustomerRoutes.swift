@@ -50,6 +50,33 @@ struct CustomerRoutes {
                 return resp
             }
         }
+        r.get("/forgot") { req, ctx in try await anonymous(req, ctx) { csrf in views.page("forgot", ["csrf": csrf], ctx: ctx) } }
+        r.post("/forgot") { req, ctx in
+            let form = try await Form.read(req)
+            guard CSRF.valid(form, request: req, ctx: ctx) else { return csrfFailure(ctx) }
+            do {
+                try await service.requestPasswordReset(email: form["email"], caller: ctx.caller)
+                return views.page("forgot", ["sent": true], ctx: ctx)
+            } catch let e as ServiceError { return views.form("forgot", ["csrf": form["csrf"]], error: e, form: form, ctx: ctx) }
+        }
+        r.get("/reset") { req, ctx in
+            let token = req.queryForm["token"]
+            guard try await service.resetTokenValid(token) else {
+                return views.page("message", ["title": "Link not valid", "message": "This link is not valid any more. Ask for a new one."], status: .notFound, ctx: ctx)
+            }
+            return try await anonymous(req, ctx) { csrf in views.page("reset", ["csrf": csrf, "token": token], ctx: ctx) }
+        }
+        r.post("/reset") { req, ctx in
+            let form = try await Form.read(req)
+            guard CSRF.valid(form, request: req, ctx: ctx) else { return csrfFailure(ctx) }
+            do {
+                try await service.resetPassword(token: form["token"], password: form["password"], caller: ctx.caller)
+                return Reply.redirect("/login?done=password-reset")
+            } catch let e as ServiceError {
+                if e.kind == .notFound { return views.page("message", ["title": "Link not valid", "message": e.message], status: .notFound, ctx: ctx) }
+                return views.form("reset", ["csrf": form["csrf"], "token": form["token"], "meter": meter(form["password"], user: "") as Any], error: e, form: form, ctx: ctx)
+            }
+        }
         r.get("/login/totp") { _, ctx in
             guard ctx.session?.secondFactorPending == true else { return Reply.redirect("/") }
             return views.page("login-totp", ["csrf": CSRF.token(for: ctx.session!)], ctx: ctx)
@@ -130,7 +157,7 @@ struct CustomerRoutes {
             "mailbox-created": "The mailbox is ready.", "mailbox-deleted": "The mailbox was deleted.",
             "alias-created": "The alias is ready.", "alias-deleted": "The alias was deleted.",
             "password-changed": "The password was changed.", "totp-enabled": "Two-factor authentication is on.",
-            "totp-disabled": "Two-factor authentication is off.", "closed": "Your account is closed. Thank you for using Postcell.",
+            "totp-disabled": "Two-factor authentication is off.", "password-reset": "Your password is set. Log in with it now.", "closed": "Your account is closed. Thank you for using Postcell.",
         ]
         return texts[req.queryForm["done"]]
     }
