@@ -353,7 +353,7 @@ def build_line():
     st = os.stat(POSTCELL)
     cfg = "release" if "/release/" in os.path.realpath(POSTCELL) else "debug"
     rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    return "postcell %s build (%s, built %s UTC), commit %s" % (
+    return "postcell %s build (%s, built %s UTC), work tree at %s when run" % (
         cfg, os.path.relpath(POSTCELL, REPO), time.strftime("%Y-%m-%d %H:%M", time.gmtime(st.st_mtime)), rev)
 
 
