@@ -103,6 +103,9 @@ public enum Migrations {
             "CREATE INDEX email_verifications_expires ON email_verifications(expires_at)",
             "CREATE INDEX api_tokens_user ON api_tokens(user_id)",
         ]),
+        Migration(version: 3, name: "tenant list order index", statements: [
+            "CREATE INDEX tenants_created ON tenants(created_at, id)",
+        ]),
     ]
 
     /// Applies every migration not yet applied, in order; returns the versions applied now.

@@ -70,10 +70,12 @@ public struct ControlStore: Sendable {
         var binds: [SQLValue] = []
         if !q.isEmpty {
             let like = "%" + q.lowercased().replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
+            // One pass over each table (a UNION of ids), not two correlated
+            // subqueries per tenant.
             sql += """
-                 AND (LOWER(t.slug) LIKE ? ESCAPE '\\' OR LOWER(t.name) LIKE ? ESCAPE '\\' OR t.id = ?
-                  OR EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = t.id AND u.email LIKE ? ESCAPE '\\')
-                  OR EXISTS (SELECT 1 FROM mailboxes m WHERE m.tenant_id = t.id AND m.address LIKE ? ESCAPE '\\'))
+                 AND t.id IN (SELECT id FROM tenants WHERE LOWER(slug) LIKE ? ESCAPE '\\' OR LOWER(name) LIKE ? ESCAPE '\\' OR id = ?
+                  UNION SELECT tenant_id FROM users WHERE email LIKE ? ESCAPE '\\' AND tenant_id IS NOT NULL
+                  UNION SELECT tenant_id FROM mailboxes WHERE address LIKE ? ESCAPE '\\')
                 """
             binds += [.text(like), .text(like), .text(q), .text(like), .text(like)]
         }

@@ -174,6 +174,15 @@ extension ControlService {
         let lock = tenantLock(tenant)
         await lock.lock()
         defer { lock.unlock() }
+        // A cell that is still starting (just after sign-up) gets up to 3 s
+        // to open its admin socket, so a new mailbox works when the page
+        // returns instead of at the next reconciler round.
+        var attempt = 0
+        while !cell.healthy, cell.desiredState == "running", attempt < 60 {
+            if (try? await p.admin(cell.id).health()) != nil { break }
+            attempt += 1
+            try? await Task.sleep(for: .milliseconds(50))
+        }
         do { try await change(p.admin(cell.id)) } catch {
             // A cell not yet healthy (starting) is expected to miss it.
             logger.log(level: cell.healthy ? .notice : .debug, "cell \(cell.id) missed a change; it will be pushed again: \(error)")

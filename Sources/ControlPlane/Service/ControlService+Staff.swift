@@ -168,7 +168,7 @@ extension ControlService {
     /// Records what the provisioner saw; pushes the whole configuration to
     /// healthy cells that missed a change or have just (re)started.
     public func report(_ observations: [CellObservation]) async {
-        let cells = (try? await store.cells()) ?? []
+        let cells = (try? await store.cells(host: "local")) ?? []
         let byID = Dictionary(uniqueKeysWithValues: cells.map { ($0.id, $0) })
         var needSync = takeDirtyTenants()
         for o in observations {

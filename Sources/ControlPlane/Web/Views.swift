@@ -79,10 +79,11 @@ func humanBytes(_ n: Int64) -> String {
     return i == 0 ? "\(n) bytes" : String(format: v < 10 ? "%.1f %@" : "%.0f %@", v, units[i])
 }
 
+/// `2026-11-24 10:23:25 UTC` (gmtime_r: no formatter per row).
 func timeText(_ t: Int64) -> String {
-    let f = DateFormatter()
-    f.locale = Locale(identifier: "en_US_POSIX")
-    f.timeZone = TimeZone(secondsFromGMT: 0)
-    f.dateFormat = "yyyy-MM-dd HH:mm:ss 'UTC'"
-    return f.string(from: Date(timeIntervalSince1970: TimeInterval(t)))
+    var seconds = time_t(t)
+    var tm = tm()
+    guard gmtime_r(&seconds, &tm) != nil else { return "\(t)" }
+    func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+    return "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday)) \(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec)) UTC"
 }
