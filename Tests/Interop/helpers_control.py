@@ -44,7 +44,7 @@ HOST = "127.0.0.1"
 ARTIFACTS = ROOT / "artifacts"
 # Cell listeners: base + slot * 10 + offset (docs/CONTROL-PLANE.md, Cells).
 PORT_OFFSETS = {"mx": 0, "submission": 1, "submissions": 2, "imap": 3, "imaps": 4, "pop3": 5, "pop3s": 6}
-SLOTS_RESERVED = 8
+SLOTS_RESERVED = 16
 
 _WORDS = ("velvet otter quarry lantern maple cobalt harbor pepper tundra walnut "
           "sparrow meadow glacier copper violet canyon biscuit falcon juniper pebble").split()
@@ -542,6 +542,28 @@ def signup_tenant(cp, slug=None, plan="family-mini", password=None):
     v = session().get(link, timeout=60)
     assert v.status_code == 200 and 'id="verified"' in v.text, (v.status_code, v.text[:500])
     return Tenant(cp, slug, email_addr, password, tid, api.as_user(email_addr, password))
+
+
+class Kicker:
+    """A signed-up tenant whose verification is held back: opening the link
+    activates it and kicks the reconciler (ControlService.verifyEmail), which
+    runs a round at once; `kick()` returns once that round has started the new
+    cell (its run record exists), so the next periodic round is about 2 s away."""
+
+    def __init__(self, cp):
+        self.cp = cp
+        self.slug = unique("kick")
+        email_addr = f"owner@{self.slug}.example"
+        r = API(cp).post("/api/v1/signup", {"email": email_addr, "password": strong_password(), "name": "Kicker",
+                                            "slug": self.slug, "plan": "family-mini"})
+        assert r.status_code == 201, r.text
+        self.link = cp.verification_link(email_addr)
+
+    def kick(self):
+        r = session().get(self.link, timeout=60)
+        assert r.status_code == 200, r.text[:300]
+        record = self.cp.state / "cells" / "run" / f"c-{self.slug}.json"
+        wait_for(record.exists, 10, interval=0.01, what="the kicked round")
 
 
 def staff_api(cp):

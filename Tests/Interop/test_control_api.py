@@ -127,6 +127,31 @@ def test_owner_cannot_reach_another_tenant(control_plane, tokens):
     assert addr in [m["address"] for m in other.api.get("/api/v1/mailboxes").json()]
 
 
+NUL_REASON = ("PostgreSQL refuses text with a NUL byte (invalid byte sequence for encoding UTF8: 0x00); the "
+              "control plane passes such input to the database unchecked, so the API answers 503 'The database did "
+              "not answer' and the panel 500 (the SQLError is not caught in the panel routes) instead of 422/401/404")
+
+
+def test_nul_bytes_in_input_are_client_errors(request, control_plane, tokens):
+    if control_plane.backend == "postgres":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=NUL_REASON))
+    staff, api = tokens["staff"], API(control_plane)
+    results = {
+        "audit?tenant": staff.get("/api/v1/staff/audit?tenant=%00").status_code,
+        "audit?action": staff.get("/api/v1/staff/audit?action=x%00").status_code,
+        "tenants?q": staff.get("/api/v1/staff/tenants?q=%00").status_code,
+        "tokens": api.post("/api/v1/tokens", {"email": "a\u0000@b.example", "password": "x"}).status_code,
+        "signup": api.post("/api/v1/signup", {"email": "a@b.example", "password": strong_password(), "name": "n",
+                                              "slug": "nulplan", "plan": "\u0000"}).status_code,
+    }
+    from helpers_control import Panel
+    results["form login"] = Panel(control_plane).login("x\u0000@y.example", "pw").status_code
+    p = Panel(control_plane)
+    assert p.login(*control_plane.staff).status_code == 303
+    results["staff search page"] = p.get("/staff/tenants?q=%00").status_code
+    assert all(code < 500 for code in results.values()), results
+
+
 # MARK: schemathesis
 
 def schemathesis_cli():
@@ -148,6 +173,9 @@ def run_schemathesis(cp, token, name, tmp_path, checks):
         "--header", f"Authorization: Bearer {token}",
         "--report", "junit", "--report-junit-path", str(report),
         "--suppress-health-check", "all", "--generation-database", "none", "--no-color",
+        # NUL bytes are left out: on PostgreSQL they are a known bug with a
+        # test of its own (test_nul_bytes_in_input_are_client_errors).
+        "--generation-allow-x00", "false",
     ]
     env = dict(os.environ, NO_PROXY="*", no_proxy="*", SCHEMATHESIS_TELEMETRY="false")
     for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):

@@ -11,6 +11,7 @@ Everything is on 127.0.0.1. The login-throttle test runs last: failures from
 127.0.0.1 count towards the per-address limit of this control plane."""
 import html
 import os
+import pathlib
 import re
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import time
 import pytest
 
 from helpers_control import (  # noqa: F401 - control_plane is a fixture
-    API, POSTCELL, ROOT, Panel, body_of, control_plane, csrf_of, imaps_login, make_message, mx_send, pid_alive,
+    API, POSTCELL, ROOT, Kicker, Panel, body_of, control_plane, csrf_of, imaps_login, make_message, mx_send, pid_alive,
     port_answers, signup_tenant, staff_api, strong_password, unique, wait_for, wait_imaps, wait_message,
 )
 
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequ
 
 @pytest.fixture(scope="module")
 def tenant(control_plane):
-    t = signup_tenant(control_plane)
+    t = signup_tenant(control_plane, plan="family")
     t.anna = t.add_mailbox("anna")
     t.port = t.ports(t.anna[0])
     wait_imaps(t.port["imaps"], *t.anna, timeout=40)
@@ -47,6 +48,9 @@ def cell_detail(staff, tenant):
 
 
 def test_killed_cell_is_restarted_by_the_reconciler(control_plane, tenant, staff):
+    # Let the reconciler (every 2 s) apply the spec with the mailbox first:
+    # a crash right after a change is the next test's subject.
+    time.sleep(2.5)
     run = control_plane.cell_run(tenant.cell_id)
     [engine] = run.engine_pids()
     before = cell_detail(staff, tenant)["restarts"]
@@ -85,6 +89,39 @@ def test_killed_cell_is_restarted_by_the_reconciler(control_plane, tenant, staff
     assert re.search(r"<dt>Restarts</dt><dd>[1-9]", dash)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "a change pushed to a running cell through its admin API is lost when the cell crashes before the reconciler's "
+    "next round (every 2 s) and restarts within it (first restart: 1 s back-off): LocalProvisioner.start "
+    "(Sources/Provisioning/LocalProvisioner.swift:311) rewrites cell.json from the last applied spec, which "
+    "predates the change, and nothing pushes the change again (the tenant is not dirty: ControlService.report "
+    "syncs only dirty tenants), so the new mailbox stays unknown in the restarted cell (IMAP: [UNAVAILABLE], "
+    "MX: 550 5.1.1 User unknown) until its next restart"))
+def test_a_change_just_before_a_crash_survives_the_restart(control_plane):
+    # Two fresh cells (a cell's first restart waits 1 s, less than the
+    # reconciler's interval), each crashed right after a change that reached
+    # it, just after a reconciler round.
+    for _ in range(2):
+        t = signup_tenant(control_plane)
+        first = t.add_mailbox("first")
+        port = t.ports(first[0])
+        wait_imaps(port["imaps"], *first, timeout=40)
+        kicker = Kicker(control_plane)
+        run = control_plane.cell_run(t.cell_id)
+        [engine] = run.engine_pids()
+        kicker.kick()
+        box, pw = t.add_mailbox("late")
+        # The change reached the running cell (the engine wrote its cell.json)...
+        assert box in pathlib.Path(run.data_directory, "cell.json").read_text()
+        wait_imaps(port["imaps"], box, pw, timeout=5)
+        # ...and the cell crashes before the reconciler's next round.
+        os.kill(engine, signal.SIGKILL)
+        wait_for(lambda: not pid_alive(engine), 5, what="engine gone")
+        # Restarted, it must still know the mailbox.
+        wait_imaps(port["imaps"], box, pw, timeout=12)
+        message, expected = make_message(box, unique("after-crash-"))
+        assert mx_send(port["mx"], [box], message) == {}
+
+
 def test_cells_keep_mail_flowing_without_the_control_plane_and_are_adopted(control_plane, tenant, staff):
     addr, pw = tenant.anna
     run = control_plane.cell_run(tenant.cell_id)
@@ -94,6 +131,26 @@ def test_cells_keep_mail_flowing_without_the_control_plane_and_are_adopted(contr
     demo_engines = demo_run.engine_pids()
 
     assert control_plane.stop(signal.SIGTERM) == 0, control_plane.stderr()
+    try:
+        headless(control_plane, tenant, run, engines)
+    finally:
+        control_plane.start()
+    # Adopted: the same engine process, no second one, now or after a few
+    # reconciler rounds (every 2 s).
+    for _ in range(3):
+        time.sleep(2)
+        assert control_plane.cell_run(tenant.cell_id).engine_pids() == engines
+        assert control_plane.cell_run("c-demo").engine_pids() == demo_engines
+    cell = wait_for(lambda: (c := cell_detail(staff, tenant)) and c["healthy"] and c, 15, what="adopted cell healthy")
+    assert cell["observedPhase"] == "running"
+    # And changes reach the adopted cell through its admin API.
+    new_box, new_pw = tenant.add_mailbox(unique("late"))
+    wait_imaps(tenant.port["imaps"], new_box, new_pw, timeout=15)
+
+
+def headless(control_plane, tenant, run, engines):
+    """With the control plane stopped: mail flows, and a support user is added."""
+    addr, pw = tenant.anna
     assert not port_answers(control_plane.port), "the panel is down"
     # Mail keeps flowing: MX takes it, IMAP serves it.
     subject = unique("headless-")
@@ -113,19 +170,6 @@ def test_cells_keep_mail_flowing_without_the_control_plane_and_are_adopted(contr
     assert out.returncode == 0, out.stderr
     assert f"added {support_email} (support)" in out.stdout
     control_plane.support = (support_email, support_pw)
-
-    control_plane.start()
-    # Adopted: the same engine process, no second one, now or after a few
-    # reconciler rounds (every 2 s).
-    for _ in range(3):
-        time.sleep(2)
-        assert control_plane.cell_run(tenant.cell_id).engine_pids() == engines
-        assert control_plane.cell_run("c-demo").engine_pids() == demo_engines
-    cell = wait_for(lambda: (c := cell_detail(staff, tenant)) and c["healthy"] and c, 15, what="adopted cell healthy")
-    assert cell["observedPhase"] == "running"
-    # And changes reach the adopted cell through its admin API.
-    new_box, new_pw = tenant.add_mailbox(unique("late"))
-    wait_imaps(tenant.port["imaps"], new_box, new_pw, timeout=15)
 
 
 def test_csrf_is_required_and_a_refused_post_changes_nothing(control_plane, tenant):
