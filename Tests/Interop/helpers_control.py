@@ -192,6 +192,37 @@ def cgroup_procs(cgroup_dir):
     return [int(x) for x in _read(os.path.join(cgroup_dir, "cgroup.procs")).split()]
 
 
+def own_cgroup_dirs(name):
+    """Where the provisioner makes cgroup `name` (under this process's own
+    cgroup in each hierarchy, docs/PROVISIONING.md Limits), where they exist."""
+    out = []
+    for line in _read("/proc/self/cgroup").decode().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for c in (controllers.split(",") if controllers else ["unified"]):
+            if c.startswith("name="):
+                continue
+            root = f"/sys/fs/cgroup/{c}" if c != "unified" else "/sys/fs/cgroup/unified"
+            d = os.path.join(root + path.rstrip("/"), name)
+            if os.path.isdir(d) and d not in out:
+                out.append(d)
+    return out
+
+
+def remove_cgroup(d, timeout=5):
+    """rmdir of an emptied cgroup (its last processes may take a moment to go)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.rmdir(d)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+
+
 class CellRun:
     """A cell's run record (STATE/cells/run/ID.json) and its processes."""
 
@@ -263,7 +294,9 @@ class CellRun:
 class ControlPlane:
     """One `postcell up` on 127.0.0.1 with its own state directory."""
 
-    def __init__(self, state, database_url=None, sandbox=None, demo=True, port=None, cell_base=None):
+    leftover_cgroups = ()
+
+    def __init__(self, state, database_url=None, sandbox=None, demo=True, port=None, cell_base=None, extra_args=()):
         self.state = pathlib.Path(state)
         self.state.mkdir(parents=True, exist_ok=True)
         self.database_url = database_url
@@ -271,6 +304,7 @@ class ControlPlane:
         self.demo = demo
         self.port = port or free_port()
         self.cell_base = cell_base or free_port_base()
+        self.extra_args = list(extra_args)
         self.proc = None
         self.staff = None      # (email, password) of the demo admin
         self.customer = None   # (email, password, mailbox) of the demo owner
@@ -295,6 +329,7 @@ class ControlPlane:
             args += ["--sandbox", self.sandbox]
         if not self.demo:
             args.append("--no-demo")
+        args += self.extra_args
         with open(out, "wb") as o, open(err, "wb") as e:
             # Run from the repository: templates/ and Billing/plans.json are relative.
             self.proc = subprocess.Popen(args, cwd=ROOT, stdout=o, stderr=e, stdin=subprocess.DEVNULL)
@@ -355,6 +390,15 @@ class ControlPlane:
                 self.known_cells.add(cid)
         return runs
 
+    def cell_ids(self):
+        """Every cell this state has known: uids.json hands out one index per cell id."""
+        ids = set(self.known_cells)
+        with contextlib.suppress(Exception):
+            ids.update(json.loads((self.state / "cells" / "uids.json").read_text()).get("cells", {}))
+        with contextlib.suppress(OSError):
+            ids.update(os.listdir(self.state / "cells" / "cells"))
+        return ids
+
     def cell_run(self, cell_id, timeout=30):
         return wait_for(lambda: self.cell_runs().get(cell_id), timeout, what=f"run record of {cell_id}")
 
@@ -378,12 +422,21 @@ class ControlPlane:
             time.sleep(0.3)
             if not any(run.processes() for run in self.cell_runs().values()):
                 break
-        # Leave nothing behind: empty cgroups of our cells are removed.
-        for run in self.cell_runs().values():
-            for d in run.cgroups().values():
-                if os.path.isdir(d) and not cgroup_procs(d):
-                    with contextlib.suppress(OSError):
-                        os.rmdir(d)
+        # Leave nothing behind: our cells' cgroups, also those of cells whose
+        # run record is gone (a crashed cell waiting to restart when the
+        # control plane stopped). Cell ids of this state are random, except
+        # the demo's, which another control plane may share: its cgroups go
+        # only when its run record names them.
+        cgroups = {d for run in self.cell_runs().values() for d in run.cgroups().values()}
+        for cid in self.cell_ids() - {"c-demo"}:
+            cgroups.update(own_cgroup_dirs("postcell-" + cid))
+        for d in sorted(cgroups):
+            if os.path.isdir(d):
+                for pid in cgroup_procs(d):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                remove_cgroup(d)
+        self.leftover_cgroups = [d for d in cgroups if os.path.isdir(d)]
         left = [pid for run in self.cell_runs().values() for pid in run.processes() if pid_alive(pid)]
         shutil.rmtree(self.state, ignore_errors=True)
         return left
@@ -679,6 +732,7 @@ def stop_control_plane(cp):
     if cp.database:
         cp.database.drop()
     assert not left, f"cell processes left behind: {left}"
+    assert not cp.leftover_cgroups, f"cgroups left behind: {cp.leftover_cgroups}"
 
 
 @pytest.fixture(scope="module", params=backends())
