@@ -16,9 +16,10 @@ Chromium only ever loads https://127.0.0.1:PORT (no proxy, no background
 networking, every other host name unresolvable). Screenshots go to
 artifacts/screenshots/<test>-<step>.png. Runs on SQLite, and on PostgreSQL
 when POSTCELL_TEST_POSTGRES_URL is set."""
+import contextlib
 import html
-import re
 import os
+import re
 import shutil
 import smtplib
 import tempfile
@@ -34,10 +35,9 @@ from helpers_control import (  # noqa: F401 - control_plane is a fixture
 
 selenium = pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException, WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM = os.environ.get("POSTCELL_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
@@ -71,15 +71,18 @@ def make_driver(javascript=True):
     log = tempfile.NamedTemporaryFile(prefix="chromedriver-", suffix=".log", delete=False).name
     d = webdriver.Chrome(options=o, service=Service(executable_path=CHROMEDRIVER, log_output=log))
     d.set_page_load_timeout(60)
-    d._postcell_profile = profile
+    d._postcell_files = (profile, log)
     return d
 
 
 def quit_driver(d):
+    profile, log = d._postcell_files
     try:
         d.quit()
     finally:
-        shutil.rmtree(d._postcell_profile, ignore_errors=True)
+        shutil.rmtree(profile, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.unlink(log)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +91,15 @@ def browser():
     d = make_driver()
     yield d
     quit_driver(d)
+
+
+@pytest.fixture(autouse=True)
+def logged_out(request, control_plane):
+    """Every test starts logged out, whatever the one before left behind."""
+    if "browser" in request.fixturenames:
+        d = request.getfixturevalue("browser")
+        d.get(control_plane.url + "/healthz")
+        d.delete_all_cookies()
 
 
 @pytest.fixture
@@ -111,11 +123,23 @@ def fill(d, element_id, value):
     return e
 
 
+def gone(element):
+    """Like EC.staleness_of, but a node the browser already dropped may also
+    answer with an inspector error instead of a stale reference."""
+    def check(_):
+        try:
+            element.is_enabled()
+            return False
+        except (StaleElementReferenceException, WebDriverException):
+            return True
+    return check
+
+
 def click(d, element_id):
     """Clicks a submit button and waits for the next page."""
     old = d.find_element(By.TAG_NAME, "html")
     d.find_element(By.ID, element_id).click()
-    WebDriverWait(d, 60).until(EC.staleness_of(old))
+    WebDriverWait(d, 60).until(gone(old))
     assert_no_alert(d)
 
 
@@ -293,7 +317,7 @@ def test_owner_journey_and_staff_suspension(browser, control_plane):
     screenshot(d, T, "12-staff-search")
     old = d.find_element(By.TAG_NAME, "html")
     rows[0].find_element(By.TAG_NAME, "a").click()
-    WebDriverWait(d, 30).until(EC.staleness_of(old))
+    WebDriverWait(d, 30).until(gone(old))
     assert text_of(d, "tenant-status") == "active"
     reason = 'Unpaid invoice <img src=x onerror=alert(1)> & "overdue"'
     click(d, "suspend")  # without a reason: refused beside the field
