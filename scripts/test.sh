@@ -23,6 +23,12 @@ command -v kdig >/dev/null || need_apt+=(knot-dnsutils)
 [ -x /usr/sbin/opendkim ] || command -v opendkim >/dev/null || need_apt+=(opendkim)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
+# The control plane's browser tests (Tests/Interop/test_control_browser.py)
+# and its PostgreSQL runs (a private server started below).
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
+command -v psql >/dev/null || need_apt+=(postgresql-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -58,6 +64,41 @@ fi
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   echo "== installing aiosmtpd (the provider's relay in Tests/Interop/test_control_outbox.py)"
   python3 -m pip install -q aiosmtpd || python3 -m pip install -q --break-system-packages aiosmtpd
+fi
+
+if ! python3 -c 'import selenium, pyotp, schemathesis, requests' 2>/dev/null; then
+  echo "== installing selenium, pyotp, schemathesis and requests (control plane end-to-end tests)"
+  python3 -m pip install -q selenium pyotp schemathesis requests || python3 -m pip install -q --break-system-packages selenium pyotp schemathesis requests
+fi
+
+# A private PostgreSQL for the run: initdb into a temporary directory as the
+# postgres user, trust authentication, listening only on 127.0.0.1 (and a
+# unix socket in that directory) on a free port; stopped and removed at exit.
+# Both `swift test` (ControlServiceTests) and the control-plane pytest files
+# make a fresh database per test or module from POSTCELL_TEST_POSTGRES_URL.
+# An existing POSTCELL_TEST_POSTGRES_URL is used as it is; POSTCELL_TEST_NO_POSTGRES=1
+# runs on SQLite only.
+pg_dir=""
+stop_postgres() {
+  if [ -n "$pg_dir" ] && [ -d "$pg_dir" ]; then
+    runuser -u postgres -- "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    rm -rf "$pg_dir"
+  fi
+}
+if [ -z "${POSTCELL_TEST_POSTGRES_URL:-}" ] && [ "${POSTCELL_TEST_NO_POSTGRES:-0}" != 1 ]; then
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /usr/sbin/nologin postgres
+  pg_dir=$(mktemp -d /tmp/postcell-pg.XXXXXX)
+  chown postgres: "$pg_dir"
+  trap stop_postgres EXIT
+  pg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  echo "== starting a private PostgreSQL on 127.0.0.1:$pg_port"
+  runuser -u postgres -- "$pg_bin/initdb" -D "$pg_dir/data" -U postgres --auth=trust -E UTF8 --no-locale >"$pg_dir/initdb.log" 2>&1 \
+    || { cat "$pg_dir/initdb.log"; exit 1; }
+  runuser -u postgres -- "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    start >/dev/null || { cat "$pg_dir/server.log"; exit 1; }
+  export POSTCELL_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
 fi
 
 echo "== building"
