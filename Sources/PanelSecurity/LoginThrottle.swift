@@ -76,6 +76,19 @@ public struct LoginThrottle: Sendable {
         failures[.account(account)] = nil
     }
 
+    /// Takes back one failure recorded at `at` (an attempt counted before
+    /// its slow check, which then succeeded): from the address, and from
+    /// the account when `account` is given.
+    public mutating func cancelFailure(account: String?, address: String, at: Date) {
+        var keys: [Key] = [.address(address)]
+        if let account { keys.append(.account(account)) }
+        for key in keys {
+            guard var times = failures[key], let i = times.lastIndex(of: at) else { continue }
+            times.remove(at: i)
+            failures[key] = times.isEmpty ? nil : times
+        }
+    }
+
     /// The number of keys held (for metrics and tests).
     public var count: Int { failures.count }
 

@@ -127,14 +127,7 @@ def test_owner_cannot_reach_another_tenant(control_plane, tokens):
     assert addr in [m["address"] for m in other.api.get("/api/v1/mailboxes").json()]
 
 
-NUL_REASON = ("PostgreSQL refuses text with a NUL byte (invalid byte sequence for encoding UTF8: 0x00); the "
-              "control plane passes such input to the database unchecked, so the API answers 503 'The database did "
-              "not answer' and the panel 500 (the SQLError is not caught in the panel routes) instead of 422/401/404")
-
-
 def test_nul_bytes_in_input_are_client_errors(request, control_plane, tokens):
-    if control_plane.backend == "postgres":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=NUL_REASON))
     staff, api = tokens["staff"], API(control_plane)
     results = {
         "audit?tenant": staff.get("/api/v1/staff/audit?tenant=%00").status_code,

@@ -465,8 +465,6 @@ def test_invalid_forms_show_escaped_field_errors(browser, control_plane):
     assert_no_alert(d)
 
 
-@pytest.mark.xfail(strict=True, reason="templates/panel/head.mustache:25 uses {{#errorList.0}}, which swift-mustache "
-                   "does not resolve (no numeric index): the error summary's list of links to the fields never renders")
 def test_error_summary_links_to_the_fields(browser, control_plane):
     d, cp = browser, control_plane
     go(d, cp, "/signup")
@@ -476,8 +474,6 @@ def test_error_summary_links_to_the_fields(browser, control_plane):
     assert {a.get_attribute("href").rsplit("#", 1)[1] for a in links} >= {"slug", "email", "name", "password"}
 
 
-@pytest.mark.xfail(strict=True, reason="templates/panel/dashboard.mustache:57 uses {{#mailboxes.0}}, which swift-mustache "
-                   "does not resolve: the 'Add an alias' form never renders, so owners cannot make aliases in the panel")
 def test_owner_adds_an_alias_in_the_panel(browser, control_plane):
     d, cp = browser, control_plane
     owner, owner_pw, family = cp.customer

@@ -147,7 +147,9 @@ def test_export_is_a_tar_of_maildirs_with_the_message(control_plane, tenant):
 
     panel = Panel(control_plane)
     assert panel.login(tenant.email, tenant.password).status_code == 303
-    r = panel.get("/panel/export")
+    # Making an export is a POST from the close page, with its CSRF token.
+    assert panel.post("/panel/export", {}).status_code == 403
+    r = panel.form("/panel/close", "/panel/export", {})
     assert r.status_code == 200, r.text[:300]
     assert r.headers["Content-Type"] == "application/x-tar"
     assert f'filename="postcell-{tenant.slug}-export.tar"' in r.headers["Content-Disposition"]
@@ -165,8 +167,10 @@ def test_export_is_a_tar_of_maildirs_with_the_message(control_plane, tenant):
         assert "Trips" in md.list_folders()
         assert [m["Subject"] for m in md.get_folder("Trips")] == [subject]
     # Without a session there is no export.
-    anon = Panel(control_plane).get("/panel/export", allow_redirects=False)
+    anon = Panel(control_plane).post("/panel/export", {}, allow_redirects=False)
     assert anon.status_code == 303 and anon.headers["Location"] == "/login"
+    # The archive is removed once downloaded.
+    assert not list((control_plane.state / "cells" / "cells" / tenant.cell_id / "exports").glob("*.tar"))
 
 
 def test_closing_the_account_removes_the_cell(control_plane, tenant):

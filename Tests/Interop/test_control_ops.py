@@ -89,13 +89,6 @@ def test_killed_cell_is_restarted_by_the_reconciler(control_plane, tenant, staff
     assert re.search(r"<dt>Restarts</dt><dd>[1-9]", dash)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a change pushed to a running cell through its admin API is lost when the cell crashes before the reconciler's "
-    "next round (every 2 s) and restarts within it (first restart: 1 s back-off): LocalProvisioner.start "
-    "(Sources/Provisioning/LocalProvisioner.swift:311) rewrites cell.json from the last applied spec, which "
-    "predates the change, and nothing pushes the change again (the tenant is not dirty: ControlService.report "
-    "syncs only dirty tenants), so the new mailbox stays unknown in the restarted cell (IMAP: [UNAVAILABLE], "
-    "MX: 550 5.1.1 User unknown) until its next restart"))
 def test_a_change_just_before_a_crash_survives_the_restart(control_plane):
     # Two fresh cells (a cell's first restart waits 1 s, less than the
     # reconciler's interval), each crashed right after a change that reached

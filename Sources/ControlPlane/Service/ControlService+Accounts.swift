@@ -164,7 +164,12 @@ extension ControlService {
         }
         // With TOTP on, the password alone is not a login: the attempt
         // stays counted until the second factor succeeds.
-        if !user.totpEnabled { throttle.withLockedValue { $0.recordSuccess(account: email, address: ip, now: t) } }
+        // A right password takes its attempt back from the address; with
+        // TOTP on, the account's count stays until the second factor.
+        throttle.withLockedValue { th in
+            th.cancelFailure(account: nil, address: ip, at: t)
+            if !user.totpEnabled { th.recordSuccess(account: email, address: ip, now: t) }
+        }
         guard user.emailVerified else {
             // The right password proves the sign-up was theirs: a fresh link.
             try await sendVerification(to: user)
@@ -204,7 +209,10 @@ extension ControlService {
               try await store.consumeTOTPStep(s.user.id, step: step) else {
             throw ServiceError.invalid(["code": "That code is not right. Use the current code from your app."])
         }
-        throttle.withLockedValue { $0.recordSuccess(account: s.user.email, address: ip, now: t) }
+        throttle.withLockedValue { th in
+            th.cancelFailure(account: nil, address: ip, at: t)
+            th.recordSuccess(account: s.user.email, address: ip, now: t)
+        }
         try await store.completeSecondFactor(idHash: s.idHash)
     }
 

@@ -59,7 +59,10 @@ extension ControlService {
         guard try await verify(password, hash: u.passwordHash) else {
             throw ServiceError.invalid([field: field == "current" ? "This is not your current password." : "This is not your password."])
         }
-        if !u.totpEnabled { throttle.withLockedValue { $0.recordSuccess(account: u.email, address: ip, now: t) } }
+        throttle.withLockedValue { th in
+            th.cancelFailure(account: nil, address: ip, at: t)
+            if !u.totpEnabled { th.recordSuccess(account: u.email, address: ip, now: t) }
+        }
     }
 
     // MARK: Clean-up

@@ -227,7 +227,7 @@ struct CustomerRoutes {
                                                "checked": formName == "alias" && (form.all["targets"] ?? []).contains(m.address)] },
             "aliases": aliases.map { ["address": $0.address, "targets": $0.targets.joined(separator: ", ")] },
             "domains": domains.map { ["name": $0.name, "first": $0.name == domains.first?.name] },
-            "mailboxCount": mailboxes.count, "canAdd": mailboxes.count < (plan?.mailboxes ?? 0),
+            "mailboxCount": mailboxes.count, "canAdd": mailboxes.count < (plan?.mailboxes ?? 0), "hasMailboxes": !mailboxes.isEmpty,
         ]
         if let notice { c["done"] = notice }
         c[formName + "Form"] = true

@@ -45,6 +45,7 @@ public struct Views: Sendable {
             c["error"] = error.message
             c["fields"] = error.fields
             c["errorList"] = error.fields.sorted { $0.key < $1.key }.map { ["field": $0.key, "message": $0.value] }
+            c["hasErrorList"] = !error.fields.isEmpty
         }
         let status: HTTPResponse.Status = error.map { HTTPResponse.Status(code: $0.httpStatus == 422 ? 422 : $0.httpStatus) } ?? .ok
         return page(name, c, status: status, ctx: ctx)
