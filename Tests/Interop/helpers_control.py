@@ -249,22 +249,24 @@ class CellRun:
         return pid in descendants(self.pid) and any(self.data_directory in a for a in cmdline(self.pid))
 
     def processes(self):
-        """Every process of the cell: the cgroup members that descend from the
-        recorded launcher, plus the launcher's tree itself."""
+        """Every process of the cell: the recorded launcher (checked by its
+        command line) and everything below it."""
         if not any(self.data_directory in a for a in cmdline(self.pid)):
             return []
-        tree = set(descendants(self.pid))
-        members = set()
-        for d in self.cgroups().values():
-            members.update(cgroup_procs(d))
-        return sorted(tree | (members & tree))
+        return sorted(descendants(self.pid))
 
     def engine_pids(self):
-        """The engine(s) inside the sandbox (/engine serve ...) or, unsandboxed, ENGINE serve."""
+        """The engine(s) inside the sandbox (/engine serve ...) or, unsandboxed, ENGINE serve,
+        found in the cell's cgroup among the processes below its launcher."""
         out = []
+        if not any(self.data_directory in a for a in cmdline(self.pid)):
+            return out
+        ours = set(descendants(self.pid))
         for cg in ("unified", "pids", "memory"):
             d = self.cgroups().get(cg)
             for pid in cgroup_procs(d):
+                if pid not in ours:
+                    continue  # another control plane's cell of the same name (c-demo)
                 args = cmdline(pid)
                 if args and (args[0] == "/engine" or args[0].endswith("postcell-engine")) and "serve" in args and pid_alive(pid):
                     out.append(pid)
@@ -427,15 +429,23 @@ class ControlPlane:
         # control plane stopped). Cell ids of this state are random, except
         # the demo's, which another control plane may share: its cgroups go
         # only when its run record names them.
-        cgroups = {d for run in self.cell_runs().values() for d in run.cgroups().values()}
+        # Cgroups named after the demo cell (c-demo) are shared with every
+        # other control plane on this machine: only emptied ones are removed,
+        # nobody else's processes are touched.
+        shared = {d for run in self.cell_runs().values() for d in run.cgroups().values()}
+        own = set()
         for cid in self.cell_ids() - {"c-demo"}:
-            cgroups.update(own_cgroup_dirs("postcell-" + cid))
-        for d in sorted(cgroups):
-            if os.path.isdir(d):
-                for pid in cgroup_procs(d):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-                remove_cgroup(d)
+            own.update(own_cgroup_dirs("postcell-" + cid))
+        for d in sorted(own):
+            for pid in cgroup_procs(d):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            remove_cgroup(d)
+        for d in sorted(shared - own):
+            if os.path.isdir(d) and not cgroup_procs(d):
+                with contextlib.suppress(OSError):
+                    os.rmdir(d)
+        cgroups = own
         self.leftover_cgroups = [d for d in cgroups if os.path.isdir(d)]
         left = [pid for run in self.cell_runs().values() for pid in run.processes() if pid_alive(pid)]
         shutil.rmtree(self.state, ignore_errors=True)
