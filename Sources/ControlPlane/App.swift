@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Hummingbird
 import Logging
@@ -26,10 +27,7 @@ public final class ControlPlaneApp: Sendable {
         let library = try await MustacheLibrary(directory: config.templatesDirectory)
         var provisioner: LocalProvisioner?
         if !config.engineBinary.isEmpty {
-            var pc = LocalProvisioner.Configuration(root: config.stateDirectory + "/cells", engineBinary: config.engineBinary,
-                                                    sandbox: SandboxMode(rawValue: config.sandbox))
-            pc.uidBase = 200_000
-            provisioner = try LocalProvisioner(pc, logger: Logger(label: "postcell.cells"))
+            provisioner = try LocalProvisioner(provisionerConfiguration(config), logger: Logger(label: "postcell.cells"))
         }
         // Without a relay (the demo set-up) links are logged so someone can
         // follow them; with one, they travel only by mail.
@@ -48,6 +46,22 @@ public final class ControlPlaneApp: Sendable {
         let service = ControlService(store: ControlStore(db: db), config: config, provisioner: provisioner, mailer: mailer, logger: logger)
         try await service.bootstrap()
         return ControlPlaneApp(config: config, service: service, database: db, provisioner: provisioner, library: library, logger: logger)
+    }
+
+    /// The local backend of a state directory (also for `postcell down`).
+    public static func provisionerConfiguration(_ config: ControlConfiguration) -> LocalProvisioner.Configuration {
+        var pc = LocalProvisioner.Configuration(root: config.stateDirectory + "/cells", engineBinary: config.engineBinary,
+                                                sandbox: SandboxMode(rawValue: config.sandbox))
+        pc.uidBase = 200_000
+        // Cgroup names are machine-wide: tie them to this state directory,
+        // so two control planes' cells of the same name never meet.
+        pc.cgroupPrefix = "postcell-" + shortHash(config.stateDirectory) + "-"
+        return pc
+    }
+
+    /// 8 hex digits of SHA-256 of a path.
+    static func shortHash(_ s: String) -> String {
+        SHA256.hash(data: Data(s.utf8)).prefix(4).map { String(format: "%02x", $0) }.joined()
     }
 
     init(config: ControlConfiguration, service: ControlService, database: any SQLDatabase, provisioner: LocalProvisioner?, library: MustacheLibrary, logger: Logger) {

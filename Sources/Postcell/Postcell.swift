@@ -88,10 +88,10 @@ struct Down: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Stops the local cells of a state directory (they outlive `postcell up` by design).")
     @Option(help: "The state directory of `postcell up`.") var state: String = "state"
     func run() async throws {
-        let root = absolute(state) + "/cells"
-        guard FileManager.default.fileExists(atPath: root) else { print("no cells"); return }
-        let engine = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/postcell-engine"
-        let p = try LocalProvisioner(.init(root: root, engineBinary: engine))
+        guard FileManager.default.fileExists(atPath: absolute(state) + "/cells") else { print("no cells"); return }
+        var c = ControlConfiguration(stateDirectory: absolute(state))
+        c.engineBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/postcell-engine"
+        let p = try LocalProvisioner(ControlPlaneApp.provisionerConfiguration(c))
         let cells = await p.observe()
         await p.shutdown(stopCells: true)
         print("stopped \(cells.count) cell\(cells.count == 1 ? "" : "s")")

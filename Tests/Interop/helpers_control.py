@@ -9,6 +9,7 @@ be ours), the database and the state directory.
 
 Everything listens on and connects to 127.0.0.1 only.
 """
+import hashlib
 import contextlib
 import email
 import email.policy
@@ -432,10 +433,13 @@ class ControlPlane:
         # Cgroups named after the demo cell (c-demo) are shared with every
         # other control plane on this machine: only emptied ones are removed,
         # nobody else's processes are touched.
+        # Cgroup names carry a hash of the state directory
+        # (ControlPlaneApp.provisionerConfiguration), so all of these are ours.
         shared = {d for run in self.cell_runs().values() for d in run.cgroups().values()}
+        prefix = "postcell-" + hashlib.sha256(str(self.state).encode()).hexdigest()[:8] + "-"
         own = set()
-        for cid in self.cell_ids() - {"c-demo"}:
-            own.update(own_cgroup_dirs("postcell-" + cid))
+        for cid in self.cell_ids():
+            own.update(own_cgroup_dirs(prefix + cid))
         for d in sorted(own):
             for pid in cgroup_procs(d):
                 with contextlib.suppress(ProcessLookupError):
