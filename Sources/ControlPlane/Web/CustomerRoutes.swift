@@ -219,10 +219,11 @@ struct CustomerRoutes {
         let aliases = try await service.aliases(tenant: nil, caller: caller)
         let domains = try await service.domains(tenant: nil, caller: caller)
         var c: [String: Any] = [
-            "tenant": ["name": tenant.name, "slug": tenant.slug, "status": tenant.status.rawValue, "suspended": tenant.status == .suspended, "reason": tenant.statusReason ?? ""],
+            "tenant": (["name": tenant.name, "slug": tenant.slug, "status": tenant.status.rawValue, "suspended": tenant.status == .suspended,
+                        "reason": tenant.statusReason] as [String: Any?]).compactMapValues { $0 },
             "plan": plan.map { ["name": $0.name, "mailboxes": $0.mailboxes, "storage": humanBytes($0.storageBytes)] } ?? [:],
             "cell": status.map { s in ["phase": s.phase, "healthy": s.healthy, "restarts": s.restarts, "used": s.usedBytes.map(humanBytes) ?? "—",
-                                       "quota": humanBytes(s.quotaBytes), "detail": s.detail ?? ""] as [String: Any] } ?? [:],
+                                       "quota": humanBytes(s.quotaBytes), "detail": s.detail as Any?].compactMapValues { $0 } as [String: Any] } ?? [:],
             "mailboxes": mailboxes.map { m in ["address": m.address, "name": m.displayName, "used": status?.mailboxUsage[m.address].map(humanBytes) ?? "—",
                                                "checked": formName == "alias" && (form.all["targets"] ?? []).contains(m.address)] },
             "aliases": aliases.map { ["address": $0.address, "targets": $0.targets.joined(separator: ", ")] },

@@ -96,12 +96,13 @@ struct StaffRoutes {
     func tenantPage(_ ctx: PanelContext, id: String, notice: String? = nil, error: ServiceError? = nil, form: Form = Form("")) async throws -> Response {
         let d = try await service.tenantDetail(id, caller: ctx.caller)
         var c: [String: Any] = [
-            "tenant": tenantRow(d.tenant).merging(["reason": d.tenant.statusReason ?? "", "active": d.tenant.status == .active,
-                                                    "suspended": d.tenant.status == .suspended, "closed": d.tenant.status == .closed]) { a, _ in a },
+            // Mustache shows empty strings' sections: absent values are left out.
+            "tenant": tenantRow(d.tenant).merging(["reason": d.tenant.statusReason as Any?, "active": d.tenant.status == .active,
+                                                    "suspended": d.tenant.status == .suspended, "closed": d.tenant.status == .closed].compactMapValues { $0 }) { a, _ in a },
             "plan": d.plan.map { ["name": $0.name, "mailboxes": $0.mailboxes, "storage": humanBytes($0.storageBytes)] } ?? [:],
             "owners": d.owners.map { ["email": $0.email, "verified": $0.emailVerified, "totp": $0.totpEnabled, "disabled": $0.disabled] },
-            "cell": d.cell.map { ["id": $0.id, "desired": $0.desiredState, "phase": $0.observedPhase, "healthy": $0.healthy, "restarts": $0.restarts,
-                                  "lastExit": $0.lastExit ?? "", "detail": $0.detail ?? "", "slot": $0.slot] as [String: Any] } ?? [:],
+            "cell": d.cell.map { (["id": $0.id, "desired": $0.desiredState, "phase": $0.observedPhase, "healthy": $0.healthy, "restarts": $0.restarts,
+                                   "lastExit": $0.lastExit, "detail": $0.detail.flatMap { $0.isEmpty ? nil : $0 }, "slot": $0.slot] as [String: Any?]).compactMapValues { $0 } } ?? [:],
             "domains": d.domains.map { ["name": $0.name, "kind": $0.kind] },
             "mailboxes": d.mailboxes.map { ["address": $0.address, "name": $0.displayName] },
             "aliases": d.aliases.map { ["address": $0.address, "targets": $0.targets.joined(separator: ", ")] },
