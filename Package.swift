@@ -125,7 +125,7 @@ let package = Package(
         ]),
         // The control plane: database, model, service layer, panels, REST API.
         .target(name: "ControlPlane", dependencies: [
-            "MailCore", "SMTP", "PanelSecurity", "Provisioning",
+            "MailCore", "MIME", "SMTP", "PanelSecurity", "Provisioning",
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),

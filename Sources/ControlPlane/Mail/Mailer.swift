@@ -1,5 +1,6 @@
 import Foundation
 import MailCore
+import MIME
 import Mustache
 
 /// Mail the control plane sends to customers (address verification). The
@@ -27,7 +28,7 @@ public final class Mailer: Sendable {
         }
         let (subject, body) = Mailer.split(text)
         let id = Identifier.timeOrdered(clock())
-        let date = Mailer.rfc5322Date(clock())
+        let date = RFC5322Date.format(Int64(clock().timeIntervalSince1970))
         var message = "From: \(from)\r\nTo: \(to)\r\nSubject: \(subject)\r\nDate: \(date)\r\n"
         message += "Message-ID: <\(id)@\(from.split(separator: "@").last ?? "postcell")>\r\nMIME-Version: 1.0\r\n"
         message += "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
@@ -45,15 +46,5 @@ public final class Mailer: Sendable {
         }
         if !lines.isEmpty { lines.removeFirst() }
         return (subject, lines.joined(separator: "\n"))
-    }
-
-    /// RFC 5322 §3.3 date-time in UTC.
-    static func rfc5322Date(_ d: Date) -> String {
-        var seconds = time_t(d.timeIntervalSince1970)
-        var tm = tm()
-        gmtime_r(&seconds, &tm)
-        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"], months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(days[Int(tm.tm_wday)]), \(two(tm.tm_mday)) \(months[Int(tm.tm_mon)]) \(tm.tm_year + 1900) \(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec)) +0000"
     }
 }

@@ -147,29 +147,15 @@ extension ControlService {
         let email = rawEmail.trimmingCharacters(in: .whitespaces).lowercased()
         let ip = ControlService.throttleAddress(caller.ip)
         let t = clock()
-        // The attempt counts before the (slow) check, so parallel guesses
-        // cannot all pass the limit; a full login clears it.
-        let refusal = throttle.withLockedValue { th -> Int? in
-            if case .refuse(let wait) = th.check(account: email, address: ip, now: t) { return wait }
-            th.recordFailure(account: email, address: ip, now: t)
-            return nil
-        }
-        if let wait = refusal {
-            throw ServiceError(.rateLimited, "Too many failed logins. Try again in \(wait / 60 + 1) minutes.", retryAfter: wait)
-        }
+        try reserveAttempt(account: email, address: ip, at: t) { "Too many failed logins. Try again in \($0 / 60 + 1) minutes." }
         let user = try await store.user(email: email)
         let ok = try await verify(password, hash: user?.passwordHash ?? ControlService.decoyHash)
         guard ok, let user, !user.disabled else {
             throw ServiceError(.unauthenticated, "The e-mail address or the password is wrong.")
         }
-        // With TOTP on, the password alone is not a login: the attempt
-        // stays counted until the second factor succeeds.
         // A right password takes its attempt back from the address; with
         // TOTP on, the account's count stays until the second factor.
-        throttle.withLockedValue { th in
-            th.cancelFailure(account: nil, address: ip, at: t)
-            if !user.totpEnabled { th.recordSuccess(account: email, address: ip, now: t) }
-        }
+        attemptSucceeded(account: email, address: ip, at: t, clearAccount: !user.totpEnabled)
         guard user.emailVerified else {
             // The right password proves the sign-up was theirs: a fresh link.
             try await sendVerification(to: user)
@@ -196,23 +182,13 @@ extension ControlService {
     public func completeSecondFactor(_ s: SessionInfo, code: String, caller: Caller) async throws {
         let ip = ControlService.throttleAddress(caller.ip)
         let t = clock()
-        let refusal = throttle.withLockedValue { th -> Int? in
-            if case .refuse(let wait) = th.check(account: s.user.email, address: ip, now: t) { return wait }
-            th.recordFailure(account: s.user.email, address: ip, now: t)
-            return nil
-        }
-        if let wait = refusal {
-            throw ServiceError(.rateLimited, "Too many failed attempts. Try again later.", retryAfter: wait)
-        }
+        try reserveAttempt(account: s.user.email, address: ip, at: t) { _ in "Too many failed attempts. Try again later." }
         guard s.user.totpEnabled, let secret = s.user.totpSecret, let key = Base32.decode(secret),
               let step = TOTP(secret: key).match(code.filter(\.isNumber), at: t, window: 1),
               try await store.consumeTOTPStep(s.user.id, step: step) else {
             throw ServiceError.invalid(["code": "That code is not right. Use the current code from your app."])
         }
-        throttle.withLockedValue { th in
-            th.cancelFailure(account: nil, address: ip, at: t)
-            th.recordSuccess(account: s.user.email, address: ip, now: t)
-        }
+        attemptSucceeded(account: s.user.email, address: ip, at: t, clearAccount: true)
         try await store.completeSecondFactor(idHash: s.idHash)
     }
 

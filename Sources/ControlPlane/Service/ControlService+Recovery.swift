@@ -50,19 +50,11 @@ extension ControlService {
     func reauthenticate(_ u: PanelUser, _ password: String, caller: Caller, field: String) async throws {
         let ip = ControlService.throttleAddress(caller.ip)
         let t = clock()
-        let refusal = throttle.withLockedValue { th -> Int? in
-            if case .refuse(let wait) = th.check(account: u.email, address: ip, now: t) { return wait }
-            th.recordFailure(account: u.email, address: ip, now: t)
-            return nil
-        }
-        if let wait = refusal { throw ServiceError(.rateLimited, "Too many wrong passwords. Try again later.", retryAfter: wait) }
+        try reserveAttempt(account: u.email, address: ip, at: t) { _ in "Too many wrong passwords. Try again later." }
         guard try await verify(password, hash: u.passwordHash) else {
             throw ServiceError.invalid([field: field == "current" ? "This is not your current password." : "This is not your password."])
         }
-        throttle.withLockedValue { th in
-            th.cancelFailure(account: nil, address: ip, at: t)
-            if !u.totpEnabled { th.recordSuccess(account: u.email, address: ip, now: t) }
-        }
+        attemptSucceeded(account: u.email, address: ip, at: t, clearAccount: !u.totpEnabled)
     }
 
     // MARK: Clean-up

@@ -102,6 +102,26 @@ public final class ControlService: Sendable {
         return t
     }
 
+    /// Counts an attempt before its (slow) check, so parallel guesses cannot
+    /// all pass the limit; refuses when the account or address is over it.
+    func reserveAttempt(account: String, address ip: String, at t: Date, refusal: (Int) -> String) throws {
+        let wait = throttle.withLockedValue { th -> Int? in
+            if case .refuse(let wait) = th.check(account: account, address: ip, now: t) { return wait }
+            th.recordFailure(account: account, address: ip, now: t)
+            return nil
+        }
+        if let wait { throw ServiceError(.rateLimited, refusal(wait), retryAfter: wait) }
+    }
+
+    /// The reserved attempt succeeded: taken back from the address; the
+    /// account's count is cleared unless a second factor is still due.
+    func attemptSucceeded(account: String, address ip: String, at t: Date, clearAccount: Bool) {
+        throttle.withLockedValue { th in
+            th.cancelFailure(account: nil, address: ip, at: t)
+            if clearAccount { th.recordSuccess(account: account, address: ip, now: t) }
+        }
+    }
+
     /// The throttle's key for a client address: IPv6 by /64 (one customer
     /// line usually holds a whole /64).
     static func throttleAddress(_ ip: String?) -> String {
