@@ -162,7 +162,9 @@ final class CannedHandler: ChannelInboundHandler {
         } catch let e as EngineAdminError {
             #expect(e.code == .timeout)
         }
-        #expect(Date().timeIntervalSince(start) < 3)
+        // Without the timeout this would wait forever; the bound only
+        // catches that, not speed (a loaded CI machine took 3.3 s).
+        #expect(Date().timeIntervalSince(start) < 30)
     }
 
     @Test func garbageIsABadReply() async throws {
