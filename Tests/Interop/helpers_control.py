@@ -52,9 +52,19 @@ _WORDS = ("velvet otter quarry lantern maple cobalt harbor pepper tundra walnut 
 
 
 def strong_password():
-    """A password the policy accepts: unrelated words and digits, unique per call."""
+    """A password the policy accepts: unrelated words and digits, unique per call.
+
+    cracklib calls a password "too simplistic/systematic" when more than four
+    neighbouring characters differ by one ("no", "ba", "8765"); candidates with
+    more than two such steps are drawn again so that no draw is refused.
+    """
     r = random.SystemRandom()
-    return "-".join(r.sample(_WORDS, 3)).capitalize() + "-" + str(r.randint(1000, 9999))
+    while True:
+        candidate = "-".join(r.sample(_WORDS, 3)).capitalize() + "-" + str(r.randint(1000, 9999))
+        lower = candidate.lower()
+        steps = sum(1 for a, b in zip(lower, lower[1:]) if abs(ord(a) - ord(b)) == 1)
+        if steps <= 2:
+            return candidate
 
 
 def unique(prefix):
