@@ -20,6 +20,16 @@ struct Demo: Codable {
         return (0..<4).map { _ in String((0..<5).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }) }.joined(separator: "-")
     }
 
+    /// A random password the service's policy accepts for `user`: about one
+    /// draw in a hundred has runs cracklib calls systematic ("abcd", "8765")
+    /// or contains a dictionary word, and is drawn again.
+    static func password(acceptedBy service: ControlService, user: String) -> String {
+        while true {
+            let candidate = password()
+            if service.checkPassword(candidate, user: user).accepted { return candidate }
+        }
+    }
+
     static func ensure(_ service: ControlService, state: String) async throws -> Demo {
         let file = state + "/demo-credentials.json"
         if let data = FileManager.default.contents(atPath: file), let demo = try? JSONDecoder().decode(Demo.self, from: data),
@@ -27,8 +37,9 @@ struct Demo: Codable {
             return demo
         }
         let domain = service.config.providerDomain
-        let demo = Demo(staffEmail: "admin@" + domain, staffPassword: password(), ownerEmail: "owner@demo.example",
-                        ownerPassword: password(), mailbox: "family@demo." + domain)
+        let staffEmail = "admin@" + domain, ownerEmail = "owner@demo.example"
+        let demo = Demo(staffEmail: staffEmail, staffPassword: password(acceptedBy: service, user: staffEmail), ownerEmail: ownerEmail,
+                        ownerPassword: password(acceptedBy: service, user: ownerEmail), mailbox: "family@demo." + domain)
         let system = Caller.system("postcell up")
         let staff = try await service.createStaff(email: demo.staffEmail, password: demo.staffPassword, role: .admin, caller: system)
         _ = staff
