@@ -104,10 +104,12 @@ let package = Package(
         ]),
         // libpwquality (with cracklib's dictionary) for the password policy.
         .systemLibrary(name: "CPWQuality", path: "Sources/CPWQuality", pkgConfig: "pwquality", providers: [.apt(["libpwquality-dev"])]),
+        // libqrencode draws the TOTP set-up link as a QR code.
+        .systemLibrary(name: "CQRencode", path: "Sources/CQRencode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
         // Panel security pieces as values: TOTP (RFC 6238), password policy,
-        // self-signed certificates, login throttling, CSRF tokens.
+        // self-signed certificates, login throttling, CSRF tokens, QR codes.
         .target(name: "PanelSecurity", dependencies: [
-            "CPWQuality", "MailCore",
+            "CPWQuality", "CQRencode", "MailCore",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
             .product(name: "X509", package: "swift-certificates"),

@@ -27,6 +27,7 @@ command -v setpriv >/dev/null || need_apt+=(util-linux)
 # and its PostgreSQL runs (a private server started below).
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+command -v zbarimg >/dev/null || need_apt+=(zbar-tools)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 command -v psql >/dev/null || need_apt+=(postgresql-client)
 if [ ${#need_apt[@]} -gt 0 ]; then

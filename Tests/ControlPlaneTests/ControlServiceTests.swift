@@ -214,6 +214,36 @@ import PanelSecurity
     }
 
     @Test(arguments: TestDatabases.all)
+    func rightPasswordsGivenAgainWithTOTPOnDoNotLockTheAccount(_ database: String) async throws {
+        let env = try await TestEnvironment(database)
+        let s = env.service
+        var owner = try await env.owner(slug: "busy")
+        let (secretText, _) = try await s.beginTOTP(caller: owner)
+        owner.user = try await s.store.user(id: owner.user!.id)
+        let totp = TOTP(secret: try #require(Base32.decode(secretText)))
+        try await s.enableTOTP(code: totp.code(at: env.time.withLockedValue { $0 }), caller: owner)
+        owner.user = try await s.store.user(id: owner.user!.id)
+        // More re-authentications than the account's limit, each right.
+        for i in 0..<8 {
+            env.advance(1)
+            _ = try await s.createAPIToken(name: "t\(i)", password: TestEnvironment.strong, caller: owner)
+        }
+        #expect(try await s.apiTokens(caller: owner).count == 8)
+        // Wrong passwords still count, and a right one does not wipe them.
+        for _ in 0..<4 {
+            env.advance(1)
+            #expect(await kind(of: { _ = try await s.createAPIToken(name: "x", password: "wrong-password-42", caller: owner) }) == .invalid)
+        }
+        env.advance(1)
+        _ = try await s.createAPIToken(name: "right", password: TestEnvironment.strong, caller: owner)
+        env.advance(1)
+        #expect(await kind(of: { _ = try await s.createAPIToken(name: "x", password: "wrong-password-42", caller: owner) }) == .invalid)
+        env.advance(1)
+        #expect(await kind(of: { _ = try await s.createAPIToken(name: "y", password: TestEnvironment.strong, caller: owner) }) == .rateLimited)
+        await env.close()
+    }
+
+    @Test(arguments: TestDatabases.all)
     func aSuspendedAccountCannotBeClosed(_ database: String) async throws {
         let env = try await TestEnvironment(database)
         let owner = try await env.owner(slug: "held")
@@ -255,6 +285,71 @@ import PanelSecurity
         #expect(try await s.store.tenant(slug: "forgetful") != nil)
         #expect(try await s.session(id: before.id) == nil)
         await env.close()
+    }
+
+    @Test(arguments: TestDatabases.all)
+    func apiTokensAreListedUsedAndRevokedByTheirOwnerOnly(_ database: String) async throws {
+        let env = try await TestEnvironment(database)
+        let s = env.service
+        let owner = try await env.owner(slug: "tokens")
+        let other = try await env.owner(slug: "others")
+        let anon = Caller(user: nil, ip: "192.0.2.1")
+        let backup = try await s.createAPIToken(email: "owner@tokens.example", password: TestEnvironment.strong, code: nil, name: "  backup script ", caller: anon)
+        env.advance(5)
+        let phone = try await s.createAPIToken(name: "", password: TestEnvironment.strong, caller: owner)
+        #expect(await kind(of: { _ = try await s.createAPIToken(name: "x", password: "not-the-password", caller: owner) }) == .invalid)
+        var list = try await s.apiTokens(caller: owner)
+        #expect(list.map(\.name) == ["backup script", "api"])
+        #expect(list.allSatisfy { $0.id.hasPrefix("tok-") && $0.lastUsedAt == nil && $0.expiresAt == $0.createdAt + 90 * 86400 })
+        // Neither the token nor its hash is part of what is listed.
+        let listed = String(decoding: try JSONEncoder().encode(list), as: UTF8.self)
+        #expect(!listed.contains(backup) && !listed.contains(SessionToken.storageHash(of: backup)))
+        #expect(try await s.apiTokens(caller: other).isEmpty)
+
+        // Use is recorded, to the minute.
+        #expect(try await s.user(apiToken: backup)?.email == "owner@tokens.example")
+        let used = try #require(try await s.apiTokens(caller: owner).first { $0.name == "backup script" }?.lastUsedAt)
+        env.advance(30)
+        _ = try await s.user(apiToken: backup)
+        #expect(try await s.apiTokens(caller: owner).first { $0.name == "backup script" }?.lastUsedAt == used)
+        env.advance(31)
+        _ = try await s.user(apiToken: backup)
+        #expect(try await s.apiTokens(caller: owner).first { $0.name == "backup script" }?.lastUsedAt == used + 61)
+
+        // Another tenant cannot revoke it, nor learn whether it exists.
+        list = try await s.apiTokens(caller: owner)
+        let backupID = try #require(list.first { $0.name == "backup script" }?.id)
+        #expect(await kind(of: { try await s.revokeAPIToken(id: backupID, caller: other) }) == .notFound)
+        #expect(await kind(of: { try await s.revokeAPIToken(id: "tok-nonexistent", caller: owner) }) == .notFound)
+        #expect(await kind(of: { _ = try await s.apiTokens(caller: anon) }) == .unauthenticated)
+        try await s.revokeAPIToken(id: backupID, caller: owner)
+        #expect(try await s.user(apiToken: backup) == nil)
+        #expect(try await s.user(apiToken: phone)?.email == "owner@tokens.example")
+        #expect(try await s.apiTokens(caller: owner).map(\.name) == ["api"])
+        let log = try await s.auditLog(tenant: owner.user?.tenantID, action: nil, page: 0, caller: try await env.staff(.support, email: "help@postcell.test"))
+        #expect(log.filter { $0.action == "token.create" }.count == 2)
+        #expect(log.first { $0.action == "token.revoke" }?.target == backupID)
+
+        // Expired tokens are not listed and do not authenticate.
+        env.advance(91 * 86400)
+        #expect(try await s.user(apiToken: phone) == nil)
+        #expect(try await s.apiTokens(caller: owner).isEmpty)
+        await env.close()
+    }
+
+    @Test(arguments: TestDatabases.all)
+    func migration4GivesExistingTokensIDs(_ database: String) async throws {
+        let directory = NSTemporaryDirectory() + "cp-migrate-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let db = try await TestEnvironment.emptyDatabase(database, directory: directory)
+        #expect(try await Migrations.run(on: db, upTo: 3) == [1, 2, 3])
+        try await db.execute("INSERT INTO users (id, email, password_hash, role, created_at) VALUES ('u-1', 'a@b.example', 'x', 'admin', 1)", [])
+        let hash = SessionToken.storageHash(of: "pc_old")
+        try await db.execute("INSERT INTO api_tokens (token_hash, user_id, name, created_at, expires_at) VALUES (?, 'u-1', 'old', 1, 99)", [.text(hash)])
+        #expect(try await Migrations.run(on: db).contains(4))
+        let tokens = try await ControlStore(db: db).apiTokens(user: "u-1", now: 2)
+        #expect(tokens == [APIToken(id: "tok-" + hash.prefix(16), name: "old", createdAt: 1, expiresAt: 99, lastUsedAt: nil)])
+        await db.close()
     }
 
     func kind(of body: () async throws -> Void) async -> ServiceError.Kind? {

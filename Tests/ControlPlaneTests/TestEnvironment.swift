@@ -26,18 +26,7 @@ final class TestEnvironment: Sendable {
 
     init(_ kind: String) async throws {
         directory = NSTemporaryDirectory() + "cp-test-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        if kind == "postgres", let url = ProcessInfo.processInfo.environment["POSTCELL_TEST_POSTGRES_URL"] {
-            let admin = try await PostgresDatabase.connect(url: url)
-            let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
-            try await admin.execute("CREATE DATABASE \(name)", [])
-            await admin.close()
-            var u = URLComponents(string: url)!
-            u.path = "/" + name
-            db = try await PostgresDatabase.connect(url: u.string!)
-        } else {
-            db = try SQLiteDatabase(path: directory + "/control.db")
-        }
+        db = try await TestEnvironment.emptyDatabase(kind, directory: directory)
         try await Migrations.run(on: db)
         var config = ControlConfiguration(stateDirectory: directory)
         config.plansFile = TestEnvironment.repo + "/Billing/plans.json"
@@ -49,6 +38,21 @@ final class TestEnvironment: Sendable {
         service = ControlService(store: ControlStore(db: db), config: config, provisioner: nil, mailer: mailer,
                                  clock: { time.withLockedValue { $0 } })
         try await service.bootstrap()
+    }
+
+    /// A new, empty database of the kind (no migrations run).
+    static func emptyDatabase(_ kind: String, directory: String) async throws -> any SQLDatabase {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if kind == "postgres", let url = ProcessInfo.processInfo.environment["POSTCELL_TEST_POSTGRES_URL"] {
+            let admin = try await PostgresDatabase.connect(url: url)
+            let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
+            try await admin.execute("CREATE DATABASE \(name)", [])
+            await admin.close()
+            var u = URLComponents(string: url)!
+            u.path = "/" + name
+            return try await PostgresDatabase.connect(url: u.string!)
+        }
+        return try SQLiteDatabase(path: directory + "/control.db")
     }
 
     func advance(_ seconds: TimeInterval) { time.withLockedValue { $0 += seconds } }

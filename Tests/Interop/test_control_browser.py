@@ -5,7 +5,9 @@ tenant's cell.
 
 - An owner signs up (choosing a plan), opens the link from STATE/outbox, logs
   in, adds two mailboxes, changes a mailbox password and their own, turns on
-  TOTP (pyotp computes the codes from #totp-secret) and logs in again with it.
+  TOTP (pyotp computes the codes from #totp-secret; zbarimg reads the QR code
+  back to the otpauth link) and logs in again with it; makes an API token on
+  the account page, uses it, and revokes it.
 - The demo staff admin finds the tenant, suspends it with a reason: IMAP and
   SMTP AUTH logins are refused (NO [UNAVAILABLE], 525 5.7.13) while MX still
   takes mail; after resuming, logins work and the mail is there.
@@ -23,13 +25,15 @@ import re
 import shutil
 import smtplib
 import tempfile
+import subprocess
 import time
+import urllib.parse
 
 import pyotp
 import pytest
 
 from helpers_control import (  # noqa: F401 - control_plane is a fixture
-    Panel, body_of, control_plane, imaps_refusal, make_message, mx_send, screenshot,
+    API, PROVIDER_DOMAIN, Panel, body_of, control_plane, imaps_refusal, make_message, mx_send, screenshot,
     strong_password, submission_login, unique, wait_for, wait_imaps, wait_message,
 )
 
@@ -166,6 +170,19 @@ def notice(d):
     return found[0].text if found else ""
 
 
+def scan_qr(d, element_id):
+    """Decodes the QR code drawn in element `element_id` from a screenshot
+    of it, with zbar (zbarimg from Debian's zbar-tools)."""
+    png = d.find_element(By.ID, element_id).screenshot_as_png
+    with tempfile.NamedTemporaryFile(suffix=".png") as f:
+        f.write(png)
+        f.flush()
+        r = subprocess.run(["zbarimg", "--raw", "-q", "-Sdisable", "-Sqrcode.enable", f.name],
+                           capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    return r.stdout.rstrip("\n")
+
+
 def login(d, cp, email, password, totp_code=None):
     go(d, cp, "/login")
     fill(d, "email", email)
@@ -273,12 +290,18 @@ def test_owner_journey_and_staff_suspension(browser, control_plane):
     secret = d.find_element(By.ID, "totp-secret").get_attribute("data-secret")
     assert secret and len(secret) >= 16
     screenshot(d, T, "08-totp-setup")
+    # The QR code, as a phone camera sees it: zbarimg reads the link back.
+    link = d.find_element(By.ID, "totp-link").get_attribute("href")
+    assert scan_qr(d, "totp-qr") == link
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)
+    assert link.startswith("otpauth://totp/") and query["secret"] == [secret] and query["issuer"] == [PROVIDER_DOMAIN], link
     totp = pyotp.TOTP(secret)
     fill(d, "code", "000000" if totp.now() != "000000" else "111111")
     click(d, "totp-enable")
     assert "code-error" in field_errors(d)
     secret_again = d.find_element(By.ID, "totp-secret").get_attribute("data-secret")
     assert secret_again == secret
+    assert scan_qr(d, "totp-qr") == link
     enabled_step = int(time.time()) // 30
     fill(d, "code", totp.at(enabled_step * 30))
     click(d, "totp-enable")
@@ -303,6 +326,29 @@ def test_owner_journey_and_staff_suspension(browser, control_plane):
     click(d, "totp-submit")
     assert d.current_url == cp.url + "/panel", d.current_url
     screenshot(d, T, "11-logged-in-with-totp")
+
+    # An API token made on the account page: shown once, works, listed, revoked.
+    go(d, cp, "/account")
+    fill(d, "token-name", "backup script")
+    fill(d, "token-password", "not-my-password-1")
+    click(d, "token-create")
+    assert "token-password-error" in field_errors(d) and not d.find_elements(By.ID, "new-token")
+    fill(d, "token-password", owner_pw)
+    click(d, "token-create")
+    token = d.find_element(By.ID, "new-token").text.strip()
+    assert token.startswith("pc_")
+    screenshot(d, T, "11b-api-token")
+    api = API(cp)
+    assert api.get("/api/v1/me", token=token).json()["email"] == owner
+    rows = d.find_elements(By.CSS_SELECTOR, "#token-list tbody tr")
+    assert [r.find_element(By.TAG_NAME, "td").text for r in rows] == ["backup script"]
+    go(d, cp, "/account")
+    assert not d.find_elements(By.ID, "new-token") and token not in d.page_source
+    assert "never" not in d.find_element(By.CSS_SELECTOR, "#token-list tbody tr").text
+    click(d, d.find_element(By.CSS_SELECTOR, "#token-list button.danger").get_attribute("id"))
+    assert notice(d) == "The token was revoked."
+    assert d.find_elements(By.ID, "no-tokens")
+    assert api.get("/api/v1/me", token=token).status_code == 401
     logout(d)
 
     # The staff admin finds the tenant and suspends it.

@@ -106,15 +106,24 @@ public enum Migrations {
         Migration(version: 3, name: "tenant list order index", statements: [
             "CREATE INDEX tenants_created ON tenants(created_at, id)",
         ]),
+        // Tokens get a public id (to list and revoke them without the hash)
+        // and the time of their last use.
+        Migration(version: 4, name: "api token ids and last use", statements: [
+            "ALTER TABLE api_tokens ADD COLUMN id TEXT",
+            "ALTER TABLE api_tokens ADD COLUMN last_used_at BIGINT",
+            "UPDATE api_tokens SET id = 'tok-' || substr(token_hash, 1, 16) WHERE id IS NULL",
+            "CREATE UNIQUE INDEX api_tokens_id ON api_tokens(id)",
+        ]),
     ]
 
     /// Applies every migration not yet applied, in order; returns the versions applied now.
     @discardableResult
-    public static func run(on db: any SQLDatabase, now: Int64 = Int64(Date().timeIntervalSince1970)) async throws -> [Int] {
+    /// `upTo` stops at a version (tests of a later migration's data steps).
+    public static func run(on db: any SQLDatabase, upTo last: Int = .max, now: Int64 = Int64(Date().timeIntervalSince1970)) async throws -> [Int] {
         try await db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)", [])
         let done = Set(try await db.query("SELECT version FROM schema_migrations", []).compactMap { $0.int("version") })
         var applied: [Int] = []
-        for m in all.sorted(by: { $0.version < $1.version }) where !done.contains(Int64(m.version)) {
+        for m in all.sorted(by: { $0.version < $1.version }) where !done.contains(Int64(m.version)) && m.version <= last {
             try await db.transaction { tx in
                 for s in m.statements { try await tx.execute(s, []) }
                 try await tx.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",

@@ -162,12 +162,30 @@ public struct ControlStore: Sendable {
     public func deleteExpiredSessions(now: Int64) async throws {
         try await db.execute("DELETE FROM sessions WHERE expires_at <= ?", [.int(now)])
     }
-    public func insertAPIToken(hash: String, user: String, name: String, now: Int64, expires: Int64?) async throws {
-        try await db.execute("INSERT INTO api_tokens (token_hash, user_id, name, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                             [.text(hash), .text(user), .text(name), .int(now), .optional(expires)])
+    public func insertAPIToken(id: String, hash: String, user: String, name: String, now: Int64, expires: Int64?) async throws {
+        try await db.execute("INSERT INTO api_tokens (id, token_hash, user_id, name, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                             [.text(id), .text(hash), .text(user), .text(name), .int(now), .optional(expires)])
     }
-    public func apiTokenUser(hash: String, now: Int64) async throws -> String? {
-        try await db.first("SELECT user_id FROM api_tokens WHERE token_hash = ? AND (expires_at IS NULL OR expires_at > ?)", .text(hash), .int(now))?.text("user_id")
+    /// The user a live token belongs to, and when it was last used.
+    public func apiTokenUser(hash: String, now: Int64) async throws -> (user: String, lastUsedAt: Int64?)? {
+        guard let row = try await db.first("SELECT user_id, last_used_at FROM api_tokens WHERE token_hash = ? AND (expires_at IS NULL OR expires_at > ?)",
+                                           .text(hash), .int(now)),
+              let user = row.text("user_id") else { return nil }
+        return (user, row.int("last_used_at"))
+    }
+    public func touchAPIToken(hash: String, now: Int64) async throws {
+        try await db.execute("UPDATE api_tokens SET last_used_at = ? WHERE token_hash = ?", [.int(now), .text(hash)])
+    }
+    public func apiTokens(user: String, now: Int64) async throws -> [APIToken] {
+        try await db.query("SELECT id, name, created_at, expires_at, last_used_at FROM api_tokens WHERE user_id = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY created_at, id",
+                           [.text(user), .int(now)]).map { row in
+            APIToken(id: row.text("id") ?? "", name: row.text("name") ?? "", createdAt: row.int("created_at") ?? 0,
+                     expiresAt: row.int("expires_at"), lastUsedAt: row.int("last_used_at"))
+        }
+    }
+    /// Deletes one of the user's tokens; false when they have none with that id.
+    public func deleteAPIToken(id: String, user: String) async throws -> Bool {
+        try await !db.query("DELETE FROM api_tokens WHERE id = ? AND user_id = ? RETURNING id", [.text(id), .text(user)]).isEmpty
     }
 
     // MARK: Cells

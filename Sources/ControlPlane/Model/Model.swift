@@ -103,6 +103,16 @@ public struct Alias: Sendable, Codable, Hashable {
     public var targets: [String]
 }
 
+/// An API token as its owner sees it: never the token, which is shown once
+/// and stored only as a hash.
+public struct APIToken: Sendable, Codable, Hashable {
+    public var id: String
+    public var name: String
+    public var createdAt: Int64
+    public var expiresAt: Int64?
+    public var lastUsedAt: Int64?
+}
+
 public struct AuditEntry: Sendable, Codable, Hashable {
     public var id: String
     public var at: Int64

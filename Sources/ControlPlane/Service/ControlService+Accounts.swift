@@ -155,7 +155,7 @@ extension ControlService {
         }
         // A right password takes its attempt back from the address; with
         // TOTP on, the account's count stays until the second factor.
-        attemptSucceeded(account: email, address: ip, at: t, clearAccount: !user.totpEnabled)
+        attemptSucceeded(account: email, address: ip, at: t, user.totpEnabled ? .keep : .clear)
         guard user.emailVerified else {
             // The right password proves the sign-up was theirs: a fresh link.
             try await sendVerification(to: user)
@@ -188,7 +188,7 @@ extension ControlService {
               try await store.consumeTOTPStep(s.user.id, step: step) else {
             throw ServiceError.invalid(["code": "That code is not right. Use the current code from your app."])
         }
-        attemptSucceeded(account: s.user.email, address: ip, at: t, clearAccount: true)
+        attemptSucceeded(account: s.user.email, address: ip, at: t, .clear)
         try await store.completeSecondFactor(idHash: s.idHash)
     }
 
@@ -206,16 +206,49 @@ extension ControlService {
             throw error
         }
         if let info { try await logout(info) }
+        return try await issueAPIToken(s.user, name: name, caller: Caller(user: s.user, ip: caller.ip))
+    }
+
+    /// A token made from the panel by a signed-in user, who gives their
+    /// password again.
+    public func createAPIToken(name: String, password: String, caller: Caller) async throws -> String {
+        let u = try requireUser(caller)
+        try await reauthenticate(u, password, caller: caller, field: "tokenPassword")
+        return try await issueAPIToken(u, name: name, caller: caller)
+    }
+
+    /// Tokens last 90 days and end with a password change; the token itself
+    /// is shown once and kept only as a hash.
+    func issueAPIToken(_ u: PanelUser, name: String, caller: Caller) async throws -> String {
         let token = "pc_" + SessionToken.generate().value
-        // Tokens last 90 days and end with a password change.
-        try await store.insertAPIToken(hash: SessionToken.storageHash(of: token), user: s.user.id, name: String(name.prefix(80)), now: now, expires: now + 90 * 86400)
-        try await audit(Caller(user: s.user, ip: caller.ip), "token.create", tenant: s.user.tenantID, target: String(name.prefix(80)))
+        let id = Identifier.make("tok-")
+        let label = String(name.trimmingCharacters(in: .whitespacesAndNewlines).prefix(80))
+        try await store.insertAPIToken(id: id, hash: SessionToken.storageHash(of: token), user: u.id, name: label.isEmpty ? "api" : label,
+                                       now: now, expires: now + 90 * 86400)
+        try await audit(caller, "token.create", tenant: u.tenantID, target: id + " " + label)
         return token
     }
 
     public func user(apiToken: String) async throws -> PanelUser? {
-        guard let id = try await store.apiTokenUser(hash: SessionToken.storageHash(of: apiToken), now: now) else { return nil }
-        return try await store.user(id: id).flatMap { $0.disabled ? nil : $0 }
+        let hash = SessionToken.storageHash(of: apiToken), t = now
+        guard let found = try await store.apiTokenUser(hash: hash, now: t) else { return nil }
+        // The last use is kept to the minute: one write a minute per busy token.
+        if (found.lastUsedAt ?? 0) < t - 60 { try await store.touchAPIToken(hash: hash, now: t) }
+        return try await store.user(id: found.user).flatMap { $0.disabled ? nil : $0 }
+    }
+
+    /// The caller's own live API tokens (ids, names and dates; never the tokens).
+    public func apiTokens(caller: Caller) async throws -> [APIToken] {
+        let u = try requireUser(caller)
+        return try await store.apiTokens(user: u.id, now: now)
+    }
+
+    /// Revokes one of the caller's own tokens at once; not-found for an id
+    /// that is not theirs.
+    public func revokeAPIToken(id: String, caller: Caller) async throws {
+        let u = try requireUser(caller)
+        guard id.count <= 64, try await store.deleteAPIToken(id: id, user: u.id) else { throw ServiceError(.notFound, "No such token.") }
+        try await audit(caller, "token.revoke", tenant: u.tenantID, target: id)
     }
 
     // MARK: The owner's own account
@@ -238,7 +271,20 @@ extension ControlService {
         let secret = TOTP.generateSecret()
         let text = Base32.encode(secret, padding: false)
         try await store.updateUser(u.id, set: "totp_secret", .text(text))
-        return (text, TOTP(secret: secret).otpauthURL(issuer: "Postcell", account: u.email))
+        return (text, totpLink(secret, account: u.email))
+    }
+
+    /// The key and link of a set-up begun but not finished (to show them
+    /// again after a wrong code); nil when there is none.
+    public func pendingTOTP(caller: Caller) -> (secret: String, url: String)? {
+        guard let u = caller.user, !u.totpEnabled, let text = u.totpSecret, let secret = Base32.decode(text) else { return nil }
+        return (text, totpLink(secret, account: u.email))
+    }
+
+    /// The authenticator app lists the entry under the provider's domain (the
+    /// name the family knows), then the account.
+    func totpLink(_ secret: [UInt8], account: String) -> String {
+        TOTP(secret: secret).otpauthURL(issuer: config.providerDomain, account: account)
     }
 
     /// Turns TOTP on once the user shows a code from the new secret.

@@ -54,7 +54,7 @@ extension ControlService {
         guard try await verify(password, hash: u.passwordHash) else {
             throw ServiceError.invalid([field: field == "current" ? "This is not your current password." : "This is not your password."])
         }
-        attemptSucceeded(account: u.email, address: ip, at: t, clearAccount: !u.totpEnabled)
+        attemptSucceeded(account: u.email, address: ip, at: t, u.totpEnabled ? .takeBack : .clear)
     }
 
     // MARK: Clean-up

@@ -113,12 +113,25 @@ public final class ControlService: Sendable {
         if let wait { throw ServiceError(.rateLimited, refusal(wait), retryAfter: wait) }
     }
 
-    /// The reserved attempt succeeded: taken back from the address; the
-    /// account's count is cleared unless a second factor is still due.
-    func attemptSucceeded(account: String, address ip: String, at t: Date, clearAccount: Bool) {
+    /// What a succeeded attempt does to the account's count.
+    enum AccountCount {
+        /// Cleared: the account has proved itself in full.
+        case clear
+        /// Left as it is: a second factor is still due (this attempt stays
+        /// counted until it is given).
+        case keep
+        /// Only this attempt is taken back: a signed-in user with a second
+        /// factor gave the password again. Earlier failures, such as wrong
+        /// codes from someone else, still count.
+        case takeBack
+    }
+
+    /// The reserved attempt succeeded: taken back from the address, and
+    /// from the account as `account` says.
+    func attemptSucceeded(account: String, address ip: String, at t: Date, _ count: AccountCount) {
         throttle.withLockedValue { th in
-            th.cancelFailure(account: nil, address: ip, at: t)
-            if clearAccount { th.recordSuccess(account: account, address: ip, now: t) }
+            th.cancelFailure(account: count == .takeBack ? account : nil, address: ip, at: t)
+            if count == .clear { th.recordSuccess(account: account, address: ip, now: t) }
         }
     }
 

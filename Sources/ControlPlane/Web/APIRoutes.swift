@@ -58,6 +58,13 @@ struct APIRoutes {
                 return Reply.json(["token": token], status: .created)
             }
         }
+        api.get("/tokens") { _, ctx in try await call { Reply.json(try await service.apiTokens(caller: ctx.apiCaller)) } }
+        api.delete("/tokens/:id") { _, ctx in
+            try await call {
+                try await service.revokeAPIToken(id: ctx.pathParameter("id"), caller: ctx.apiCaller)
+                return Response(status: .noContent)
+            }
+        }
         api.get("/me") { _, ctx in
             try await call {
                 let u = try service.requireUser(ctx.apiCaller)

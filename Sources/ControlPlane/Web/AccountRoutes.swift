@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import NIOCore
 import NIOPosix
+import PanelSecurity
 
 /// The owner's (and staff member's) own account: password, TOTP; and for
 /// owners the export and closure of the whole account.
@@ -24,7 +25,7 @@ struct AccountRoutes {
             try await signedInForm(req, ctx) { form in
                 do {
                     let (secret, url) = try await service.beginTOTP(caller: ctx.caller)
-                    return views.page("totp-setup", ["secret": secret, "grouped": grouped(secret), "url": url], ctx: ctx)
+                    return views.page("totp-setup", totpSetup(secret: secret, url: url), ctx: ctx)
                 } catch let e as ServiceError { return try await accountPage(ctx, error: e, form: form) }
             }
         }
@@ -34,8 +35,8 @@ struct AccountRoutes {
                     try await service.enableTOTP(code: form["code"], caller: ctx.caller)
                     return Reply.redirect("/account?done=totp-enabled")
                 } catch let e as ServiceError {
-                    let secret = ctx.user?.totpSecret ?? ""
-                    return views.form("totp-setup", ["secret": secret, "grouped": grouped(secret)], error: e, form: form, ctx: ctx)
+                    let pending = service.pendingTOTP(caller: ctx.caller)
+                    return views.form("totp-setup", totpSetup(secret: pending?.secret ?? "", url: pending?.url), error: e, form: form, ctx: ctx)
                 }
             }
         }
@@ -45,6 +46,21 @@ struct AccountRoutes {
                     try await service.disableTOTP(password: form["password"], caller: ctx.caller)
                     return Reply.redirect("/account?done=totp-disabled")
                 } catch let e as ServiceError { return try await accountPage(ctx, error: e, form: form) }
+            }
+        }
+        // API tokens: made with the password again and shown once; revoked at once.
+        r.post("/account/tokens") { req, ctx in
+            try await signedInForm(req, ctx) { form in
+                do {
+                    let token = try await service.createAPIToken(name: form["name"], password: form["tokenPassword"], caller: ctx.caller)
+                    return try await accountPage(ctx, newToken: token)
+                } catch let e as ServiceError { return try await accountPage(ctx, error: e, form: form) }
+            }
+        }
+        r.post("/account/tokens/:id/revoke") { req, ctx in
+            try await signedInForm(req, ctx) { _ in
+                try await service.revokeAPIToken(id: ctx.pathParameter("id"), caller: ctx.caller)
+                return Reply.redirect("/account?done=token-revoked")
             }
         }
         r.get("/panel/close") { _, ctx in try await customer.owner(ctx) { try await closePage(ctx) } }
@@ -64,6 +80,19 @@ struct AccountRoutes {
                 } catch let e as ServiceError { return try await closePage(ctx, error: e, form: form) }
             }
         }
+    }
+
+    /// The set-up page's values: the key (whole and in groups of four), the
+    /// otpauth link, and the link as a QR code drawn in SVG, so that a phone
+    /// camera can take it with JavaScript off.
+    func totpSetup(secret: String, url: String?) -> [String: Any] {
+        var c: [String: Any] = ["secret": secret, "grouped": grouped(secret)]
+        if let url {
+            c["url"] = url
+            c["qr"] = try? QRCode(encoding: url, level: .medium)
+                .svg(pixelsPerModule: 4, label: "QR code of the authenticator link", id: "totp-qr")
+        }
+        return c
     }
 
     func grouped(_ secret: String) -> String {
@@ -87,9 +116,19 @@ struct AccountRoutes {
         }
     }
 
-    func accountPage(_ ctx: PanelContext, notice: String? = nil, error: ServiceError? = nil, form: Form = Form("")) async throws -> Response {
+    func accountPage(_ ctx: PanelContext, notice: String? = nil, error: ServiceError? = nil, form: Form = Form(""),
+                     newToken: String? = nil) async throws -> Response {
         guard let u = ctx.user else { return Reply.redirect("/login") }
         var c: [String: Any] = ["account": ["email": u.email, "totp": u.totpEnabled, "owner": u.role == .owner]]
+        let tokens = try await service.apiTokens(caller: ctx.caller)
+        c["hasTokens"] = !tokens.isEmpty
+        c["tokens"] = tokens.map { t -> [String: Any] in
+            var row: [String: Any] = ["id": t.id, "name": t.name, "created": timeText(t.createdAt)]
+            if let e = t.expiresAt { row["expires"] = timeText(e) }
+            row["used"] = t.lastUsedAt.map(timeText) ?? "never"
+            return row
+        }
+        if let newToken { c["newToken"] = newToken }
         if let notice { c["done"] = notice }
         if !form["password"].isEmpty && error?.fields["password"] != nil { c["meter"] = customer.meter(form["password"], user: u.email) }
         return views.form("account", c, error: error, form: form, ctx: ctx)
