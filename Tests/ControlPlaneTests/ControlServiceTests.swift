@@ -338,6 +338,49 @@ import PanelSecurity
     }
 
     @Test(arguments: TestDatabases.all)
+    func plansChangeWhenTheNewPlanHoldsTheAccount(_ database: String) async throws {
+        let env = try await TestEnvironment(database)
+        let s = env.service
+        let owner = try await env.owner(slug: "grow")
+        let tid = try #require(owner.user?.tenantID)
+        for i in 1...5 { _ = try await s.createMailbox(tenant: nil, local: "m\(i)", domain: nil, displayName: "", password: TestEnvironment.strong, caller: owner) }
+        #expect(await kind(of: { _ = try await s.createMailbox(tenant: nil, local: "m6", domain: nil, displayName: "", password: TestEnvironment.strong, caller: owner) }) == .conflict)
+        // Up: room at once.
+        #expect(try await s.changePlan(tenant: nil, plan: "family", caller: owner).planID == "family")
+        _ = try await s.createMailbox(tenant: nil, local: "m6", domain: nil, displayName: "", password: TestEnvironment.strong, caller: owner)
+        // Down: refused while six mailboxes do not fit in five, then allowed.
+        var e = await #expect(throws: ServiceError.self) { try await s.changePlan(tenant: nil, plan: "family-mini", caller: owner) }
+        #expect(e?.kind == .invalid && e?.fields["plan"]?.contains("5 mailboxes") == true)
+        #expect(try await s.store.tenant(tid)?.planID == "family")
+        try await s.deleteMailbox(tenant: nil, address: "m6@grow.postcell.test", caller: owner)
+        try await s.changePlan(tenant: nil, plan: "family-mini", caller: owner)
+        #expect(try await s.store.tenant(tid)?.planID == "family-mini")
+        // Unknown or retired plans; the same plan changes nothing.
+        e = await #expect(throws: ServiceError.self) { try await s.changePlan(tenant: nil, plan: "gold", caller: owner) }
+        #expect(e?.fields["plan"] != nil)
+        try await s.changePlan(tenant: nil, plan: "family-mini", caller: owner)
+        // An owner cannot name another tenant; staff roles: billing and admin may, support may not.
+        let other = try await env.owner(slug: "other")
+        #expect(await kind(of: { try await s.changePlan(tenant: tid, plan: "club", caller: other) }) == .notFound)
+        let support = try await env.staff(.support, email: "help@postcell.test")
+        let billing = try await env.staff(.billing, email: "money@postcell.test")
+        let admin = try await env.staff(.admin, email: "root@postcell.test")
+        #expect(await kind(of: { try await s.changePlan(tenant: tid, plan: "club", caller: support) }) == .forbidden)
+        #expect(try await s.changePlan(tenant: tid, plan: "club", caller: billing).planID == "club")
+        // Suspended: the owner cannot, an admin can.
+        try await s.suspend(tid, reason: "unpaid", caller: admin)
+        #expect(await kind(of: { try await s.changePlan(tenant: nil, plan: "family", caller: owner) }) == .forbidden)
+        #expect(try await s.changePlan(tenant: tid, plan: "family", caller: admin).planID == "family")
+        let log = try await s.auditLog(tenant: tid, action: "tenant.plan", page: 0, caller: support)
+        #expect(log.map(\.detail) == ["club → family", "family-mini → club", "family → family-mini", "family-mini → family"])
+        #expect(log.first?.actorEmail == "root@postcell.test")
+        // Closed: no plan at all.
+        try await s.deleteTenant(tid, reason: "gone", caller: admin)
+        #expect(await kind(of: { try await s.changePlan(tenant: tid, plan: "club", caller: admin) }) == .conflict)
+        await env.close()
+    }
+
+    @Test(arguments: TestDatabases.all)
     func migration4GivesExistingTokensIDs(_ database: String) async throws {
         let directory = NSTemporaryDirectory() + "cp-migrate-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -2,6 +2,7 @@
 inspection). Everything here talks only to 127.0.0.1 or unix sockets."""
 import base64
 import email.utils
+import http.client
 import json
 import socket
 import ssl
@@ -311,3 +312,29 @@ def build_message(headers, body=b"Hello.\r\n"):
         out += name + b": " + value + b"\r\n"
     return out + b"\r\n" + body
 
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over a unix socket (the engine's admin API has no TCP port)."""
+
+    def __init__(self, path, timeout=30):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.socket_path)
+        self.sock = s
+
+
+def unix_http_json(path, method, url, body=None):
+    """One JSON request over the unix socket `path`; (status, decoded JSON or None)."""
+    conn = UnixHTTPConnection(str(path))
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, url, body=data, headers={"Content-Type": "application/json"} if data is not None else {})
+        r = conn.getresponse()
+        payload = r.read()
+        return r.status, (json.loads(payload) if payload else None)
+    finally:
+        conn.close()

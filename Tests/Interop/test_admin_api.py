@@ -5,7 +5,6 @@ refused changes leave cell.json as it was. Also inherited-fd listeners and
 suspension. Everything listens on 127.0.0.1 or unix sockets."""
 import email
 import fcntl
-import http.client
 import imaplib
 import json
 import mailbox
@@ -21,23 +20,9 @@ import time
 import pytest
 
 from conftest import ENGINE, USERS, Cell, base_config, hash_password
-from helpers_clients import insecure_tls_context
+from helpers_clients import UnixHTTPConnection, insecure_tls_context
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """http.client over a unix socket (the admin API has no TCP port)."""
-
-    def __init__(self, path, timeout=30):
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.socket_path)
-        self.sock = s
 
 
 def admin(cell, method, path, body=None, raw=None):

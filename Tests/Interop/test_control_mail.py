@@ -10,6 +10,7 @@ Everything is on 127.0.0.1."""
 import io
 import mailbox
 import os
+import pathlib
 import smtplib
 import tarfile
 import tempfile
@@ -17,9 +18,11 @@ import tempfile
 import pytest
 
 from helpers_control import (  # noqa: F401 - control_plane is a fixture
-    Panel, body_of, control_plane, fetch_by_subject, imaps_login, imaps_refusal, make_message, mx_send,
+    CellRun, Panel, body_of, control_plane, fetch_by_subject, imaps_login, imaps_refusal, make_message, mx_send,
     port_answers, signup_tenant, staff_api, strong_password, submission_login, unique, wait_for, wait_imaps, wait_message,
 )
+
+from helpers_clients import unix_http_json  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -171,6 +174,46 @@ def test_export_is_a_tar_of_maildirs_with_the_message(control_plane, tenant):
     assert anon.status_code == 303 and anon.headers["Location"] == "/login"
     # The archive is removed once downloaded.
     assert not list((control_plane.state / "cells" / "cells" / tenant.cell_id / "exports").glob("*.tar"))
+
+
+def test_plan_change_reaches_the_cell(control_plane, tenant):
+    """The owner moves up and down a plan (API and panel); the cell's storage
+    quota follows, as its admin API reports; a plan that cannot hold the
+    account is refused beside the field and changes nothing."""
+    sock = pathlib.Path(CellRun(control_plane.state, tenant.cell_id).data_directory) / "sockets" / "admin.sock"
+
+    def cell_quota():
+        status, usage = unix_http_json(sock, "GET", "/v1/usage")
+        assert status == 200, usage
+        return usage.get("cellQuotaBytes")
+
+    plans = {p["id"]: p for p in tenant.api.get("/api/v1/plans").json()}
+    assert cell_quota() == plans["family-mini"]["storageBytes"]
+    r = tenant.api.call("PUT", "/api/v1/plan", {"plan": "family"})
+    assert r.status_code == 200 and r.json()["plan"] == "family", r.text
+    assert wait_for(lambda: cell_quota() == plans["family"]["storageBytes"], 20, what="the cell's new quota")
+    # More mailboxes than family-mini holds, then the way down is refused.
+    extra = [tenant.add_mailbox(f"kid{i}")[0] for i in range(4)]
+    r = tenant.api.call("PUT", "/api/v1/plan", {"plan": "family-mini"})
+    assert r.status_code == 422 and "mailboxes" in r.json()["fields"]["plan"], r.text
+    p = Panel(control_plane)
+    assert p.login(tenant.email, tenant.password).status_code == 303
+    r = p.form("/panel/plan", "/panel/plan", {"plan": "family-mini"})
+    assert r.status_code == 422 and 'id="plan-error"' in r.text, r.status_code
+    assert tenant.api.get("/api/v1/me").json()["tenant"]["plan"] == "family"
+    assert cell_quota() == plans["family"]["storageBytes"]
+    for addr in extra:
+        assert tenant.api.call("DELETE", f"/api/v1/mailboxes/{addr}").status_code == 204
+    r = p.form("/panel/plan", "/panel/plan", {"plan": "family-mini"}, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["Location"] == "/panel?done=plan-changed", r.status_code
+    assert tenant.api.get("/api/v1/me").json()["tenant"]["plan"] == "family-mini"
+    assert wait_for(lambda: cell_quota() == plans["family-mini"]["storageBytes"], 20, what="the cell's quota back")
+    # Mail still flows on the new plan.
+    addr, pw = tenant.anna
+    subject = unique("after-plan")
+    message, _ = make_message(addr, subject)
+    assert mx_send(tenant.port["mx"], [addr], message) == {}
+    wait_message(tenant.port["imaps"], addr, pw, subject)
 
 
 def test_closing_the_account_removes_the_cell(control_plane, tenant):

@@ -250,7 +250,8 @@ def test_support_reads_but_cannot_suspend(control_plane, tenant, staff):
     assert "password" not in r.text.lower() and "$scrypt$" not in r.text
     assert sup.get(f"/api/v1/staff/tenants?q={tenant.slug}").json()[0]["id"] == tenant.id
     assert sup.get("/api/v1/staff/audit").status_code == 200
-    for action, body in (("suspend", {"reason": "support tries"}), ("resume", None), ("delete", {"reason": "support tries"})):
+    for action, body in (("suspend", {"reason": "support tries"}), ("resume", None), ("delete", {"reason": "support tries"}),
+                         ("plan", {"plan": "club"})):
         r = sup.post(f"/api/v1/staff/tenants/{tenant.id}/{action}", body or {})
         assert r.status_code == 403, (action, r.status_code, r.text)
     assert staff.get(f"/api/v1/staff/tenants/{tenant.id}").json()["tenant"]["status"] == "active"
@@ -259,12 +260,29 @@ def test_support_reads_but_cannot_suspend(control_plane, tenant, staff):
     assert p.login(support_email, support_pw).status_code == 303
     page = p.get(f"/staff/tenants/{tenant.id}")
     assert page.status_code == 200 and tenant.slug in page.text
-    assert 'id="suspend"' not in page.text and 'id="actions"' not in page.text
+    assert 'id="suspend"' not in page.text and 'id="actions"' not in page.text and 'id="staff-plan"' not in page.text
     r = p.post(f"/staff/tenants/{tenant.id}/suspend", {"csrf": csrf_of(page.text), "reason": "support tries"})
     assert r.status_code == 403
     assert staff.get(f"/api/v1/staff/tenants/{tenant.id}").json()["tenant"]["status"] == "active"
     # Support cannot act as the owner either.
     assert sup.post("/api/v1/mailboxes", {"local": "sneaky", "password": strong_password()}).status_code in (403, 404)
+
+
+def test_admin_changes_a_tenants_plan_in_the_staff_panel(control_plane, staff):
+    t = signup_tenant(control_plane)
+    p = Panel(control_plane)
+    assert p.login(*control_plane.staff).status_code == 303
+    r = p.form(f"/staff/tenants/{t.id}", f"/staff/tenants/{t.id}/plan", {"plan": "no-such-plan"})
+    assert r.status_code == 422 and 'id="plan-error"' in r.text
+    r = p.form(f"/staff/tenants/{t.id}", f"/staff/tenants/{t.id}/plan", {"plan": "club"}, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["Location"] == f"/staff/tenants/{t.id}?done=plan-changed", r.status_code
+    assert t.api.get("/api/v1/me").json()["tenant"]["plan"] == "club"
+    assert "Your plan was changed." in p.get(r.headers["Location"]).text
+    log = staff.get(f"/api/v1/staff/audit?tenant={t.id}&action=tenant.plan").json()
+    assert [(e["actorEmail"], e["detail"]) for e in log] == [(control_plane.staff[0], "family-mini → club")], log
+    # The API does the same, and answers with the tenant.
+    r = staff.post(f"/api/v1/staff/tenants/{t.id}/plan", {"plan": "family"})
+    assert r.status_code == 200 and r.json()["plan"] == "family", r.text
 
 
 def test_every_staff_action_is_in_the_audit_log(control_plane, tenant, staff):

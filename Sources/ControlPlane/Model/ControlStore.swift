@@ -27,8 +27,12 @@ public struct ControlStore: Sendable {
     public func plans(activeOnly: Bool = true) async throws -> [Plan] {
         try await db.query("SELECT * FROM plans" + (activeOnly ? " WHERE active = 1" : "") + " ORDER BY storage_bytes, id", []).map(Self.plan)
     }
-    public func plan(_ id: String) async throws -> Plan? {
-        try await db.query("SELECT * FROM plans WHERE id = ?", [.text(id)]).first.map(Self.plan)
+    public func plan(_ id: String, on x: (any SQLExecutor)? = nil) async throws -> Plan? {
+        try await (x ?? db).query("SELECT * FROM plans WHERE id = ?", [.text(id)]).first.map(Self.plan)
+    }
+    /// A plan on offer now (plans.json no longer listing it retires it).
+    public func activePlan(_ id: String) async throws -> Plan? {
+        try await db.query("SELECT * FROM plans WHERE id = ? AND active = 1", [.text(id)]).first.map(Self.plan)
     }
     static func plan(_ r: SQLRow) -> Plan {
         Plan(id: r.string("id"), name: r.string("name"), currency: r.string("currency"), monthlyPrice: r.string("monthly_price"),
@@ -59,6 +63,12 @@ public struct ControlStore: Sendable {
     }
     public func tenant(slug: String) async throws -> Tenant? {
         try await db.query("SELECT * FROM tenants WHERE slug = ?", [.text(slug)]).first.map(Self.tenant)
+    }
+    public func setTenantPlan(_ id: String, plan: String, now: Int64, on x: (any SQLExecutor)? = nil) async throws {
+        try await (x ?? db).execute("UPDATE tenants SET plan_id = ?, updated_at = ? WHERE id = ?", [.text(plan), .int(now), .text(id)])
+    }
+    public func domainCount(tenant: String, on x: any SQLExecutor) async throws -> Int64 {
+        try await x.query("SELECT COUNT(*) AS n FROM domains WHERE tenant_id = ?", [.text(tenant)]).first?.int("n") ?? 0
     }
     public func setTenantStatus(_ id: String, _ s: TenantStatus, reason: String?, now: Int64, on x: (any SQLExecutor)? = nil) async throws {
         try await (x ?? db).execute("UPDATE tenants SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",

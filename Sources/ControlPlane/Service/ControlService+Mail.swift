@@ -62,10 +62,13 @@ extension ControlService {
         let verdict = checkPassword(password, user: address.isEmpty ? local : address)
         if !verdict.accepted { fields["password"] = verdict.messages.first ?? "Choose a stronger password." }
         guard fields.isEmpty else { throw ServiceError.invalid(fields) }
-        guard let plan = try await store.plan(t.planID) else { throw ServiceError(.unavailable, "The plan is missing.") }
         let mailbox = Mailbox(address: address, tenantID: t.id, displayName: name, passwordHash: try await hashPassword(password), quotaBytes: nil)
         try await store.db.transaction { [store, now] tx in
             try await store.lockTenant(t.id, on: tx)
+            // The plan as of now, under the tenant's lock (a plan change may have just happened).
+            guard let current = try await store.tenant(t.id, on: tx), let plan = try await store.plan(current.planID, on: tx) else {
+                throw ServiceError(.unavailable, "The plan is missing.")
+            }
             if try await store.addressTaken(address, on: tx) { throw ServiceError.invalid(["local": "This address is taken already."]) }
             if try await store.mailboxCount(tenant: t.id, on: tx) >= Int64(plan.mailboxes) {
                 throw ServiceError(.conflict, "Your plan allows \(plan.mailboxes) mailboxes. Choose a larger plan to add more.")

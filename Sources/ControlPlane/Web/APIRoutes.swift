@@ -17,6 +17,7 @@ struct APIRoutes {
     struct PasswordBody: Decodable { var password: String? }
     struct AliasBody: Decodable { var local: String?; var domain: String?; var targets: [String]? }
     struct ReasonBody: Decodable { var reason: String? }
+    struct PlanBody: Decodable { var plan: String? }
 
     struct TenantOut: Encodable { var id, slug, name, plan, status: String; var statusReason: String?; var createdAt: Int64 }
     struct MailboxOut: Encodable { var address, displayName: String; var quotaBytes: Int64? }
@@ -70,6 +71,12 @@ struct APIRoutes {
                 let u = try service.requireUser(ctx.apiCaller)
                 let t = try await u.tenantID.asyncMap { try await service.store.tenant($0) } ?? nil
                 return Reply.json(MeOut(email: u.email, role: u.role.rawValue, tenant: t.map(APIRoutes.tenantOut), totp: u.totpEnabled))
+            }
+        }
+        api.put("/plan") { req, ctx in
+            try await call {
+                let b = try await decode(PlanBody.self, req)
+                return Reply.json(APIRoutes.tenantOut(try await service.changePlan(tenant: nil, plan: b.plan ?? "", caller: ctx.apiCaller)))
             }
         }
         api.get("/cell") { _, ctx in
@@ -150,6 +157,12 @@ struct APIRoutes {
                 let b = try await decode(ReasonBody.self, req)
                 try await service.deleteTenant(ctx.pathParameter("id"), reason: b.reason ?? "", caller: ctx.apiCaller)
                 return Response(status: .noContent)
+            }
+        }
+        api.post("/staff/tenants/:id/plan") { req, ctx in
+            try await call {
+                let b = try await decode(PlanBody.self, req)
+                return Reply.json(APIRoutes.tenantOut(try await service.changePlan(tenant: ctx.pathParameter("id"), plan: b.plan ?? "", caller: ctx.apiCaller)))
             }
         }
         api.get("/staff/audit") { req, ctx in

@@ -110,6 +110,15 @@ struct CustomerRoutes {
                 } catch let e as ServiceError { return try await dashboard(ctx, error: e, form: form, formName: "mailbox") }
             }
         }
+        r.get("/panel/plan") { _, ctx in try await owner(ctx) { try await planPage(ctx) } }
+        r.post("/panel/plan") { req, ctx in
+            try await ownerForm(req, ctx) { form in
+                do {
+                    try await service.changePlan(tenant: nil, plan: form["plan"], caller: ctx.caller)
+                    return Reply.redirect("/panel?done=plan-changed")
+                } catch let e as ServiceError { return try await planPage(ctx, error: e, form: form) }
+            }
+        }
         r.get("/panel/mailboxes/:address") { req, ctx in
             try await owner(ctx) { try await mailboxPage(ctx, address: ctx.pathParameter("address"), notice: notice(req)) }
         }
@@ -157,7 +166,7 @@ struct CustomerRoutes {
             "mailbox-created": "The mailbox is ready.", "mailbox-deleted": "The mailbox was deleted.",
             "alias-created": "The alias is ready.", "alias-deleted": "The alias was deleted.",
             "password-changed": "The password was changed.", "totp-enabled": "Two-factor authentication is on.",
-            "totp-disabled": "Two-factor authentication is off.", "token-revoked": "The token was revoked.", "password-reset": "Your password is set. Log in with it now.", "closed": "Your account is closed. Thank you for using Postcell.",
+            "totp-disabled": "Two-factor authentication is off.", "token-revoked": "The token was revoked.", "plan-changed": "Your plan was changed.", "password-reset": "Your password is set. Log in with it now.", "closed": "Your account is closed. Thank you for using Postcell.",
         ]
         return texts[req.queryForm["done"]]
     }
@@ -234,6 +243,13 @@ struct CustomerRoutes {
         c[formName + "Form"] = true
         if formName == "mailbox" { c["meter"] = meter(form["password"], user: form["local"]) }
         return views.form("dashboard", c, error: error, form: form, ctx: ctx)
+    }
+
+    func planPage(_ ctx: PanelContext, error: ServiceError? = nil, form: Form = Form("")) async throws -> Response {
+        let t = try await service.tenantFor(ctx.caller, nil, write: false)
+        let current = try await service.store.plan(t.planID)
+        return views.form("plan", ["current": current?.name ?? t.planID, "plans": try await plansContext(selected: form["plan"].isEmpty ? t.planID : form["plan"])],
+                          error: error, form: form, ctx: ctx)
     }
 
     func mailboxPage(_ ctx: PanelContext, address: String, notice: String? = nil, error: ServiceError? = nil, form: Form = Form("")) async throws -> Response {

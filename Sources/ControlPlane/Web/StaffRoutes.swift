@@ -52,6 +52,17 @@ struct StaffRoutes {
                 }
             }
         }
+        r.post("/staff/tenants/:id/plan") { req, ctx in
+            try await staff(ctx) {
+                let form = try await Form.read(req)
+                guard CSRF.valid(form, request: req, ctx: ctx) else { return customer.csrfFailure(ctx) }
+                let id = ctx.pathParameter("id")
+                do {
+                    try await service.changePlan(tenant: id, plan: form["plan"], caller: ctx.caller)
+                    return Reply.redirect("/staff/tenants/\(id)?done=plan-changed")
+                } catch let e as ServiceError { return try await tenantPage(ctx, id: id, error: e, form: form) }
+            }
+        }
         r.get("/staff/audit") { req, ctx in
             try await staff(ctx) {
                 let q = req.queryForm
@@ -108,6 +119,8 @@ struct StaffRoutes {
             "aliases": d.aliases.map { ["address": $0.address, "targets": $0.targets.joined(separator: ", ")] },
             "audit": d.audit.map(auditRow),
             "canAct": ctx.user?.role == .admin,
+            "canChangePlan": (ctx.user?.role == .admin || ctx.user?.role == .billing) && (d.tenant.status == .active || d.tenant.status == .suspended),
+            "plans": try await service.store.plans().map { p in ["id": p.id, "name": p.name, "selected": p.id == d.tenant.planID] },
             "deletable": d.tenant.status != .closed || d.cell != nil,
         ]
         if let notice { c["done"] = notice }
