@@ -43,7 +43,8 @@ public final class ControlPlaneApp: Sendable {
         }
         let mailer = try Mailer(outbox: config.stateDirectory + "/outbox", from: "Postcell <noreply@\(config.providerDomain)>", library: library,
                                 onSend: logLinks)
-        let service = ControlService(store: ControlStore(db: db), config: config, provisioner: provisioner, mailer: mailer, logger: logger)
+        let secrets = try SecretBox.loadOrCreate(path: config.stateDirectory + "/keys/secrets.key")
+        let service = ControlService(store: ControlStore(db: db), config: config, provisioner: provisioner, mailer: mailer, secrets: secrets, logger: logger)
         try await service.bootstrap()
         return ControlPlaneApp(config: config, service: service, database: db, provisioner: provisioner, library: library, logger: logger)
     }

@@ -161,6 +161,9 @@ import PanelSecurity
         let (secretText, url) = try await s.beginTOTP(caller: owner)
         #expect(url.hasPrefix("otpauth://totp/"))
         owner.user = try await s.store.user(id: owner.user!.id)
+        // The database holds the key sealed, never as the app shows it.
+        let stored = try #require(owner.user?.totpSecret)
+        #expect(stored.hasPrefix("sb1:") && !stored.contains(secretText))
         let totp = TOTP(secret: try #require(Base32.decode(secretText)))
         #expect(await kind(of: { try await s.enableTOTP(code: "000000", caller: owner) }) == .invalid || totp.code(at: env.time.withLockedValue { $0 }) == "000000")
         try await s.enableTOTP(code: totp.code(at: env.time.withLockedValue { $0 }), caller: owner)
@@ -173,9 +176,60 @@ import PanelSecurity
         try await s.completeSecondFactor(info, code: code, caller: .system())
         #expect(try await s.session(id: login.id)?.secondFactorPending == false)
         // The same code cannot be used twice.
-        let second = try await s.login(email: "owner@totp.example", password: TestEnvironment.strong, caller: .system())
-        let info2 = try #require(try await s.session(id: second.id))
+        let info2 = try await env.passwordSession("owner@totp.example")
         #expect(await kind(of: { try await s.completeSecondFactor(info2, code: code, caller: .system()) }) == .invalid)
+        await env.close()
+    }
+
+    @Test(arguments: TestDatabases.all)
+    func totpKeysStoredInTheClearAreSealedAtStart(_ database: String) async throws {
+        let env = try await TestEnvironment(database)
+        let s = env.service
+        let (owner, totp) = try await env.ownerWithTOTP(slug: "legacy")
+        let id = try #require(owner.user?.id)
+        let sealed = try #require(try await s.store.user(id: id)?.totpSecret)
+        // As a database from before sealing would hold it.
+        let plain = try #require(s.secrets.open(sealed, context: ControlService.totpContext(id)))
+        try await env.db.execute("UPDATE users SET totp_secret = ? WHERE id = ?", [.text(plain), .text(id)])
+        try await s.bootstrap()
+        let now = try #require(try await s.store.user(id: id)?.totpSecret)
+        #expect(now.hasPrefix("sb1:") && now != sealed && !now.contains(plain))
+        env.advance(31)
+        let info = try await env.passwordSession("owner@legacy.example")
+        try await s.completeSecondFactor(info, code: totp.code(at: env.time.withLockedValue { $0 }), caller: .system())
+        // A sealed key copied onto another user does not open there.
+        let other = try await env.owner(slug: "copycat")
+        try await env.db.execute("UPDATE users SET totp_secret = ?, totp_enabled = 1 WHERE id = ?", [.text(now), .text(other.user!.id)])
+        env.advance(31)
+        let info2 = try await env.passwordSession("owner@copycat.example")
+        #expect(await kind(of: { try await s.completeSecondFactor(info2, code: totp.code(at: env.time.withLockedValue { $0 }), caller: .system()) }) == .invalid)
+        await env.close()
+    }
+
+    @Test(arguments: TestDatabases.all)
+    func anAdminTurnsOffALostSecondFactor(_ database: String) async throws {
+        let env = try await TestEnvironment(database)
+        let s = env.service
+        let (owner, _) = try await env.ownerWithTOTP(slug: "lostphone")
+        let tid = try #require(owner.user?.tenantID)
+        let token = try await s.createAPIToken(name: "t", password: TestEnvironment.strong, caller: owner)
+        let session = try await s.login(email: "owner@lostphone.example", password: TestEnvironment.strong, caller: .system())
+        let admin = try await env.staff(.admin, email: "root@postcell.test")
+        let support = try await env.staff(.support, email: "help@postcell.test")
+        #expect(await kind(of: { try await s.turnOffSecondFactor(tenant: tid, owner: "owner@lostphone.example", reason: "called", caller: support) }) == .forbidden)
+        #expect(await kind(of: { try await s.turnOffSecondFactor(tenant: tid, owner: "owner@lostphone.example", reason: "  ", caller: admin) }) == .invalid)
+        #expect(await kind(of: { try await s.turnOffSecondFactor(tenant: tid, owner: "someone@else.example", reason: "called", caller: admin) }) == .notFound)
+        let other = try await env.owner(slug: "elsewhere")
+        #expect(await kind(of: { try await s.turnOffSecondFactor(tenant: try #require(other.user?.tenantID), owner: "owner@lostphone.example", reason: "called", caller: admin) }) == .notFound)
+        try await s.turnOffSecondFactor(tenant: tid, owner: "Owner@LostPhone.example", reason: "called from the number on file, knew the invoice", caller: admin)
+        let u = try #require(try await s.store.user(email: "owner@lostphone.example"))
+        #expect(!u.totpEnabled && u.totpSecret == nil)
+        #expect(try await s.user(apiToken: token) == nil)
+        #expect(try await s.session(id: session.id) == nil)
+        #expect(try await s.login(email: "owner@lostphone.example", password: TestEnvironment.strong, caller: .system()).secondFactorPending == false)
+        #expect(await kind(of: { try await s.turnOffSecondFactor(tenant: tid, owner: "owner@lostphone.example", reason: "again", caller: admin) }) == .conflict)
+        let log = try await s.auditLog(tenant: tid, action: "owner.totp.off", page: 0, caller: support)
+        #expect(log.count == 1 && log[0].detail == "called from the number on file, knew the invoice" && log[0].actorEmail == "root@postcell.test")
         await env.close()
     }
 
@@ -183,11 +237,7 @@ import PanelSecurity
     func secondFactorGuessesAreLimitedAcrossLogins(_ database: String) async throws {
         let env = try await TestEnvironment(database)
         let s = env.service
-        var owner = try await env.owner(slug: "guess")
-        let (secretText, _) = try await s.beginTOTP(caller: owner)
-        owner.user = try await s.store.user(id: owner.user!.id)
-        let totp = TOTP(secret: try #require(Base32.decode(secretText)))
-        try await s.enableTOTP(code: totp.code(at: env.time.withLockedValue { $0 }), caller: owner)
+        let (owner, totp) = try await env.ownerWithTOTP(slug: "guess")
         env.advance(31)
         // Each try: the right password, then a wrong code. The password
         // alone does not clear the count.
@@ -217,12 +267,7 @@ import PanelSecurity
     func rightPasswordsGivenAgainWithTOTPOnDoNotLockTheAccount(_ database: String) async throws {
         let env = try await TestEnvironment(database)
         let s = env.service
-        var owner = try await env.owner(slug: "busy")
-        let (secretText, _) = try await s.beginTOTP(caller: owner)
-        owner.user = try await s.store.user(id: owner.user!.id)
-        let totp = TOTP(secret: try #require(Base32.decode(secretText)))
-        try await s.enableTOTP(code: totp.code(at: env.time.withLockedValue { $0 }), caller: owner)
-        owner.user = try await s.store.user(id: owner.user!.id)
+        let (owner, _) = try await env.ownerWithTOTP(slug: "busy")
         // More re-authentications than the account's limit, each right.
         for i in 0..<8 {
             env.advance(1)

@@ -1,6 +1,7 @@
 import Foundation
 import Mustache
 import NIOConcurrencyHelpers
+import PanelSecurity
 @testable import ControlPlane
 
 /// The databases the shared suite runs on: SQLite always; PostgreSQL when
@@ -36,6 +37,7 @@ final class TestEnvironment: Sendable {
         let mailer = try Mailer(outbox: directory + "/outbox", from: "noreply@postcell.test", library: library,
                                 clock: { time.withLockedValue { $0 } }, onSend: { to, subject, body in sent.withLockedValue { $0.append((to, subject, body)) } })
         service = ControlService(store: ControlStore(db: db), config: config, provisioner: nil, mailer: mailer,
+                                 secrets: try SecretBox.loadOrCreate(path: directory + "/keys/secrets.key"),
                                  clock: { time.withLockedValue { $0 } })
         try await service.bootstrap()
     }
@@ -78,6 +80,26 @@ final class TestEnvironment: Sendable {
         _ = try await service.verifyEmail(token: verificationToken(to: email) ?? "", caller: .system("test"))
         let s = try await service.login(email: email, password: TestEnvironment.strong, caller: Caller(user: nil, ip: "192.0.2.1"))
         return Caller(user: s.user, ip: "192.0.2.1")
+    }
+
+    /// Logs in with the password (from no particular address); the session,
+    /// its second factor still due when TOTP is on.
+    func passwordSession(_ email: String) async throws -> SessionInfo {
+        let login = try await service.login(email: email, password: TestEnvironment.strong, caller: .system())
+        guard let info = try await service.session(id: login.id) else { throw ServiceError(.notFound, "no session") }
+        return info
+    }
+
+    /// An owner with TOTP turned on; the caller holds the user as it is now.
+    func ownerWithTOTP(slug: String) async throws -> (Caller, TOTP) {
+        var owner = try await owner(slug: slug)
+        let (secretText, _) = try await service.beginTOTP(caller: owner)
+        owner.user = try await service.store.user(id: owner.user!.id)
+        guard let secret = Base32.decode(secretText) else { throw ServiceError(.invalid, "bad secret") }
+        let totp = TOTP(secret: secret)
+        try await service.enableTOTP(code: totp.code(at: time.withLockedValue { $0 }), caller: owner)
+        owner.user = try await service.store.user(id: owner.user!.id)
+        return (owner, totp)
     }
 
     func staff(_ role: Role, email: String) async throws -> Caller {

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import time
 
+import pyotp
 import pytest
 
 from helpers_control import (  # noqa: F401 - control_plane is a fixture
@@ -277,12 +278,45 @@ def test_admin_changes_a_tenants_plan_in_the_staff_panel(control_plane, staff):
     r = p.form(f"/staff/tenants/{t.id}", f"/staff/tenants/{t.id}/plan", {"plan": "club"}, allow_redirects=False)
     assert r.status_code == 303 and r.headers["Location"] == f"/staff/tenants/{t.id}?done=plan-changed", r.status_code
     assert t.api.get("/api/v1/me").json()["tenant"]["plan"] == "club"
-    assert "Your plan was changed." in p.get(r.headers["Location"]).text
+    assert "The plan was changed." in p.get(r.headers["Location"]).text
     log = staff.get(f"/api/v1/staff/audit?tenant={t.id}&action=tenant.plan").json()
     assert [(e["actorEmail"], e["detail"]) for e in log] == [(control_plane.staff[0], "family-mini → club")], log
     # The API does the same, and answers with the tenant.
     r = staff.post(f"/api/v1/staff/tenants/{t.id}/plan", {"plan": "family"})
     assert r.status_code == 200 and r.json()["plan"] == "family", r.text
+
+
+def test_admin_turns_off_a_lost_second_factor(control_plane, staff):
+    t = signup_tenant(control_plane)
+    owner = Panel(control_plane)
+    assert owner.login(t.email, t.password).status_code == 303
+    page = owner.form("/account", "/account/totp/begin", {})
+    secret = re.search(r'data-secret="([A-Z2-7]+)"', page.text).group(1)
+    r = owner.form("/account", "/account/totp/enable", {"code": pyotp.TOTP(secret).now()}, allow_redirects=False)
+    assert r.status_code == 303, r.status_code
+    assert t.api.get("/api/v1/me").json()["totp"] is True
+
+    admin = Panel(control_plane)
+    assert admin.login(*control_plane.staff).status_code == 303
+    page = admin.get(f"/staff/tenants/{t.id}")
+    assert 'id="totp-off-form"' in page.text and t.email in page.text
+    r = admin.form(f"/staff/tenants/{t.id}", f"/staff/tenants/{t.id}/totp-off", {"owner": t.email, "totpReason": ""})
+    assert r.status_code == 422 and 'id="totp-reason-error"' in r.text and 'id="reason-error"' not in r.text
+    r = admin.form(f"/staff/tenants/{t.id}", f"/staff/tenants/{t.id}/totp-off",
+                   {"owner": t.email, "totpReason": "called back on the number on file"}, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["Location"].endswith("?done=owner-totp-off"), r.status_code
+    # The owner's session and token have ended; the password alone logs in now.
+    assert not owner.logged_in()
+    assert t.api.get("/api/v1/me").status_code == 401
+    again = Panel(control_plane)
+    r = again.login(t.email, t.password)
+    assert r.status_code == 303 and r.headers["Location"] == "/panel", r.headers.get("Location")
+    assert 'id="totp-off-form"' not in admin.get(f"/staff/tenants/{t.id}").text
+    log = staff.get(f"/api/v1/staff/audit?tenant={t.id}&action=owner.totp.off").json()
+    assert [e["detail"] for e in log] == ["called back on the number on file"], log
+    # The API: nothing left to turn off.
+    r = staff.post(f"/api/v1/staff/tenants/{t.id}/totp-off", {"owner": t.email, "reason": "again"})
+    assert r.status_code == 409, r.text
 
 
 def test_every_staff_action_is_in_the_audit_log(control_plane, tenant, staff):

@@ -193,6 +193,9 @@ public struct ControlStore: Sendable {
                      expiresAt: row.int("expires_at"), lastUsedAt: row.int("last_used_at"))
         }
     }
+    public func deleteAPITokens(user: String) async throws {
+        try await db.execute("DELETE FROM api_tokens WHERE user_id = ?", [.text(user)])
+    }
     /// Deletes one of the user's tokens; false when they have none with that id.
     public func deleteAPIToken(id: String, user: String) async throws -> Bool {
         try await !db.query("DELETE FROM api_tokens WHERE id = ? AND user_id = ? RETURNING id", [.text(id), .text(user)]).isEmpty

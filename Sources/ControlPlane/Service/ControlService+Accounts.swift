@@ -183,8 +183,8 @@ extension ControlService {
         let ip = ControlService.throttleAddress(caller.ip)
         let t = clock()
         try reserveAttempt(account: s.user.email, address: ip, at: t) { _ in "Too many failed attempts. Try again later." }
-        guard s.user.totpEnabled, let secret = s.user.totpSecret, let key = Base32.decode(secret),
-              let step = TOTP(secret: key).match(code.filter(\.isNumber), at: t, window: 1),
+        guard s.user.totpEnabled, let key = totpKey(s.user),
+              let step = TOTP(secret: key.bytes).match(code.filter(\.isNumber), at: t, window: 1),
               try await store.consumeTOTPStep(s.user.id, step: step) else {
             throw ServiceError.invalid(["code": "That code is not right. Use the current code from your app."])
         }
@@ -260,7 +260,7 @@ extension ControlService {
         guard verdict.accepted else { throw ServiceError.invalid(["password": verdict.messages.first ?? "Choose a stronger password."]) }
         try await store.updateUser(u.id, set: "password_hash", .text(try await hashPassword(new)))
         try await store.deleteSessions(user: u.id, except: session?.idHash)
-        try await store.db.execute("DELETE FROM api_tokens WHERE user_id = ?", [.text(u.id)])
+        try await store.deleteAPITokens(user: u.id)
         try await audit(caller, "account.password", tenant: u.tenantID, target: u.email)
     }
 
@@ -270,15 +270,25 @@ extension ControlService {
         if u.totpEnabled { throw ServiceError(.conflict, "Two-factor authentication is on already.") }
         let secret = TOTP.generateSecret()
         let text = Base32.encode(secret, padding: false)
-        try await store.updateUser(u.id, set: "totp_secret", .text(text))
+        try await store.updateUser(u.id, set: "totp_secret", .text(secrets.seal(text, context: Self.totpContext(u.id))))
         return (text, totpLink(secret, account: u.email))
     }
+
+    /// A user's TOTP key, opened from its sealed form; nil when there is
+    /// none or it does not open (the key file was replaced).
+    func totpKey(_ u: PanelUser) -> (text: String, bytes: [UInt8])? {
+        guard let stored = u.totpSecret, let text = secrets.open(stored, context: Self.totpContext(u.id)),
+              let bytes = Base32.decode(text) else { return nil }
+        return (text, bytes)
+    }
+
+    static func totpContext(_ userID: String) -> String { "totp:" + userID }
 
     /// The key and link of a set-up begun but not finished (to show them
     /// again after a wrong code); nil when there is none.
     public func pendingTOTP(caller: Caller) -> (secret: String, url: String)? {
-        guard let u = caller.user, !u.totpEnabled, let text = u.totpSecret, let secret = Base32.decode(text) else { return nil }
-        return (text, totpLink(secret, account: u.email))
+        guard let u = caller.user, !u.totpEnabled, let key = totpKey(u) else { return nil }
+        return (key.text, totpLink(key.bytes, account: u.email))
     }
 
     /// The authenticator app lists the entry under the provider's domain (the
@@ -290,8 +300,8 @@ extension ControlService {
     /// Turns TOTP on once the user shows a code from the new secret.
     public func enableTOTP(code: String, caller: Caller) async throws {
         let u = try requireUser(caller)
-        guard let text = u.totpSecret, let secret = Base32.decode(text) else { throw ServiceError(.conflict, "Start the set-up again.") }
-        guard let step = TOTP(secret: secret).match(code.filter(\.isNumber), at: clock(), window: 1),
+        guard let key = totpKey(u) else { throw ServiceError(.conflict, "Start the set-up again.") }
+        guard let step = TOTP(secret: key.bytes).match(code.filter(\.isNumber), at: clock(), window: 1),
               try await store.consumeTOTPStep(u.id, step: step) else {
             throw ServiceError.invalid(["code": "That code is not right. Check the time on your phone and try the current code."])
         }

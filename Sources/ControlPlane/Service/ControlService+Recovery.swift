@@ -40,7 +40,7 @@ extension ControlService {
         guard !used.isEmpty else { throw ServiceError(.notFound, "This link is not valid any more. Ask for a new one.") }
         try await store.updateUser(u.id, set: "password_hash", .text(newHash))
         try await store.deleteSessions(user: u.id)
-        try await store.db.execute("DELETE FROM api_tokens WHERE user_id = ?", [.text(u.id)])
+        try await store.deleteAPITokens(user: u.id)
         try await audit(Caller(user: u, ip: caller.ip), "account.reset", tenant: u.tenantID, target: u.email)
     }
 

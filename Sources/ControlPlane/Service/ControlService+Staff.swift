@@ -78,6 +78,25 @@ extension ControlService {
         try await audit(caller, "tenant.delete", tenant: id, target: t.slug, detail: String(reason.prefix(300)))
     }
 
+    /// Admin: turns off an owner's second factor (a lost phone, or the key
+    /// file lost with the state). The owner's sessions and API tokens end,
+    /// so whoever asked must log in again with the password.
+    public func turnOffSecondFactor(tenant id: String, owner email: String, reason: String, caller: Caller) async throws {
+        _ = try requireStaff(caller, [.admin])
+        guard let t = try await store.tenant(id) else { throw ServiceError(.notFound, "No such tenant.") }
+        guard let u = try await store.owners(tenant: id).first(where: { $0.email == email.lowercased() }) else {
+            throw ServiceError(.notFound, "No such owner.")
+        }
+        let why = String(reason.trimmingCharacters(in: .whitespacesAndNewlines).prefix(500))
+        guard !why.isEmpty else { throw ServiceError.invalid(["reason": "Say how the owner was identified, for the audit log."]) }
+        guard u.totpEnabled || u.totpSecret != nil else { throw ServiceError(.conflict, "Two-factor authentication is off already.") }
+        try await store.updateUser(u.id, set: "totp_enabled", .bool(false))
+        try await store.updateUser(u.id, set: "totp_secret", .null)
+        try await store.deleteSessions(user: u.id)
+        try await store.deleteAPITokens(user: u.id)
+        try await audit(caller, "owner.totp.off", tenant: id, target: t.slug + " " + u.email, detail: why)
+    }
+
     public func auditLog(tenant: String?, action: String?, page: Int, caller: Caller) async throws -> [AuditEntry] {
         _ = try requireStaff(caller, [.admin, .support])
         return try await store.auditLog(tenant: tenant, action: action, limit: 100, offset: max(0, min(page, 10_000)) * 100)

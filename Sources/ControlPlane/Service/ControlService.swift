@@ -27,6 +27,8 @@ public final class ControlService: Sendable {
     let mailer: Mailer
     let throttle: NIOLockedValueBox<LoginThrottle>
     let policy: PasswordPolicy
+    /// Seals TOTP keys in the database (the key file is STATE/keys/secrets.key).
+    let secrets: SecretBox
     /// Tenants whose cell missed a change (it was down): the reconciler
     /// pushes their whole configuration again.
     let dirty = NIOLockedValueBox<Set<String>>([])
@@ -37,9 +39,9 @@ public final class ControlService: Sendable {
     /// Called after a change that the reconciler should act on at once.
     let kick = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
 
-    public init(store: ControlStore, config: ControlConfiguration, provisioner: (any Provisioner)?, mailer: Mailer,
+    public init(store: ControlStore, config: ControlConfiguration, provisioner: (any Provisioner)?, mailer: Mailer, secrets: SecretBox,
                 clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger = Logger(label: "postcell.control")) {
-        self.store = store; self.config = config; self.provisioner = provisioner; self.mailer = mailer
+        self.store = store; self.config = config; self.provisioner = provisioner; self.mailer = mailer; self.secrets = secrets
         self.clock = clock; self.logger = logger
         self.throttle = NIOLockedValueBox(LoginThrottle())
         self.policy = PasswordPolicy()
@@ -64,6 +66,12 @@ public final class ControlService: Sendable {
                                             storageBytes: p.storageBytes, messagesPerDay: p.messagesPerDay, domains: p.domains))
         }
         try await store.deactivatePlans(except: c.plans.map(\.id))
+        // TOTP keys stored in the clear (before they were sealed) are sealed now.
+        for row in try await store.db.query("SELECT id, totp_secret FROM users WHERE totp_secret IS NOT NULL AND totp_secret NOT LIKE 'sb1:%'", []) {
+            guard let id = row.text("id"), let plain = row.text("totp_secret") else { continue }
+            try await store.db.execute("UPDATE users SET totp_secret = ? WHERE id = ? AND totp_secret = ?",
+                                       [.text(secrets.seal(plain, context: Self.totpContext(id))), .text(id), .text(plain)])
+        }
         if try await !store.hosts().contains(where: { $0.id == "local" }) {
             try await store.insertHost(CellHost(id: "local", name: ProcessInfo.processInfo.hostName, backend: provisioner?.backendName ?? "local",
                                             capacityCells: config.hostCapacity, portBase: config.portBase, portStride: config.portStride), now: now)

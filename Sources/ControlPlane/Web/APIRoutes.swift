@@ -18,6 +18,7 @@ struct APIRoutes {
     struct AliasBody: Decodable { var local: String?; var domain: String?; var targets: [String]? }
     struct ReasonBody: Decodable { var reason: String? }
     struct PlanBody: Decodable { var plan: String? }
+    struct TOTPOffBody: Decodable { var owner: String?; var reason: String? }
 
     struct TenantOut: Encodable { var id, slug, name, plan, status: String; var statusReason: String?; var createdAt: Int64 }
     struct MailboxOut: Encodable { var address, displayName: String; var quotaBytes: Int64? }
@@ -163,6 +164,13 @@ struct APIRoutes {
             try await call {
                 let b = try await decode(PlanBody.self, req)
                 return Reply.json(APIRoutes.tenantOut(try await service.changePlan(tenant: ctx.pathParameter("id"), plan: b.plan ?? "", caller: ctx.apiCaller)))
+            }
+        }
+        api.post("/staff/tenants/:id/totp-off") { req, ctx in
+            try await call {
+                let b = try await decode(TOTPOffBody.self, req)
+                try await service.turnOffSecondFactor(tenant: ctx.pathParameter("id"), owner: b.owner ?? "", reason: b.reason ?? "", caller: ctx.apiCaller)
+                return Response(status: .noContent)
             }
         }
         api.get("/staff/audit") { req, ctx in

@@ -166,7 +166,7 @@ struct CustomerRoutes {
             "mailbox-created": "The mailbox is ready.", "mailbox-deleted": "The mailbox was deleted.",
             "alias-created": "The alias is ready.", "alias-deleted": "The alias was deleted.",
             "password-changed": "The password was changed.", "totp-enabled": "Two-factor authentication is on.",
-            "totp-disabled": "Two-factor authentication is off.", "token-revoked": "The token was revoked.", "plan-changed": "Your plan was changed.", "password-reset": "Your password is set. Log in with it now.", "closed": "Your account is closed. Thank you for using Postcell.",
+            "totp-disabled": "Two-factor authentication is off.", "token-revoked": "The token was revoked.", "plan-changed": "The plan was changed.", "owner-totp-off": "Two-factor authentication is off for that owner; their sessions and tokens have ended.", "password-reset": "Your password is set. Log in with it now.", "closed": "Your account is closed. Thank you for using Postcell.",
         ]
         return texts[req.queryForm["done"]]
     }

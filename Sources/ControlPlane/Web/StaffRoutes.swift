@@ -35,7 +35,7 @@ struct StaffRoutes {
         r.get("/staff/tenants/:id") { req, ctx in
             try await staff(ctx) { try await tenantPage(ctx, id: ctx.pathParameter("id"), notice: customer.notice(req)) }
         }
-        for action in ["suspend", "resume", "delete"] {
+        for action in ["suspend", "resume", "delete", "plan", "totp-off"] {
             r.post("/staff/tenants/:id/\(action)") { req, ctx in
                 try await staff(ctx) {
                     let form = try await Form.read(req)
@@ -45,22 +45,22 @@ struct StaffRoutes {
                         switch action {
                         case "suspend": try await service.suspend(id, reason: form["reason"], caller: ctx.caller)
                         case "resume": try await service.resume(id, caller: ctx.caller)
+                        case "plan":
+                            try await service.changePlan(tenant: id, plan: form["plan"], caller: ctx.caller)
+                            return Reply.redirect("/staff/tenants/\(id)?done=plan-changed")
+                        case "totp-off":
+                            do {
+                                try await service.turnOffSecondFactor(tenant: id, owner: form["owner"], reason: form["totpReason"], caller: ctx.caller)
+                            } catch let e as ServiceError where e.fields["reason"] != nil {
+                                // The page has two reason fields; this error belongs beside the second one.
+                                throw ServiceError.invalid(["totpReason": e.fields["reason"] ?? ""])
+                            }
+                            return Reply.redirect("/staff/tenants/\(id)?done=owner-totp-off")
                         default: try await service.deleteTenant(id, reason: form["reason"], caller: ctx.caller)
                         }
                         return Reply.redirect("/staff/tenants/\(id)")
                     } catch let e as ServiceError { return try await tenantPage(ctx, id: id, error: e, form: form) }
                 }
-            }
-        }
-        r.post("/staff/tenants/:id/plan") { req, ctx in
-            try await staff(ctx) {
-                let form = try await Form.read(req)
-                guard CSRF.valid(form, request: req, ctx: ctx) else { return customer.csrfFailure(ctx) }
-                let id = ctx.pathParameter("id")
-                do {
-                    try await service.changePlan(tenant: id, plan: form["plan"], caller: ctx.caller)
-                    return Reply.redirect("/staff/tenants/\(id)?done=plan-changed")
-                } catch let e as ServiceError { return try await tenantPage(ctx, id: id, error: e, form: form) }
             }
         }
         r.get("/staff/audit") { req, ctx in
@@ -119,6 +119,7 @@ struct StaffRoutes {
             "aliases": d.aliases.map { ["address": $0.address, "targets": $0.targets.joined(separator: ", ")] },
             "audit": d.audit.map(auditRow),
             "canAct": ctx.user?.role == .admin,
+            "hasTOTPOwners": d.owners.contains { $0.totpEnabled },
             "canChangePlan": (ctx.user?.role == .admin || ctx.user?.role == .billing) && (d.tenant.status == .active || d.tenant.status == .suspended),
             "plans": try await service.store.plans().map { p in ["id": p.id, "name": p.name, "selected": p.id == d.tenant.planID] },
             "deletable": d.tenant.status != .closed || d.cell != nil,
