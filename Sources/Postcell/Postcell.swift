@@ -52,12 +52,15 @@ struct Up: AsyncParsableCommand {
     @Option(help: "First TCP port of local cells (each takes 10).") var cellPortBase: Int = 20000
     @Option(help: "The address mail clients use to reach local cells.") var mailHost: String = "127.0.0.1"
     @Flag(help: "Do not create the demo staff and customer accounts.") var noDemo = false
+    @Option(help: "Sign-ups one client address (IPv6: one /64) may make per hour; 0 for no limit.") var signupsPerHour: Int = 5
     @Option(help: "Send mail to customers (verification links) through this SMTP relay, HOST:PORT; without it the mail stays in STATE/outbox and links are logged.") var mailRelay: String?
 
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var c = options.configuration()
         c.panelHost = host; c.panelPort = port; c.portBase = cellPortBase; c.mailHost = mailHost; c.smtpRelay = mailRelay
+        guard signupsPerHour >= 0 else { throw ValidationError("--signups-per-hour is 0 or more") }
+        c.signupsPerHour = signupsPerHour
         c.engineBinary = engine.map(absolute) ?? (URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/postcell-engine")
         if let sandbox {
             guard sandbox == "bubblewrap" || sandbox == "none" else { throw ValidationError("--sandbox is bubblewrap or none") }

@@ -64,6 +64,37 @@ import PanelSecurity
     }
 
     @Test(arguments: TestDatabases.all)
+    func signupsPerAddressAreLimited(_ database: String) async throws {
+        let env = try await TestEnvironment(database)
+        let s = env.service
+        func signup(_ slug: String, from ip: String?) async throws {
+            _ = try await s.signup(SignupRequest(email: "owner@\(slug).example", password: TestEnvironment.strong, name: "N", slug: slug, plan: "family"),
+                                   caller: Caller(user: nil, ip: ip))
+        }
+        // One /64: five sign-ups an hour, whichever addresses in it they come from.
+        for i in 0..<5 { try await signup("net\(i)", from: "2001:db8:7:7::\(i + 1)") }
+        let refused = await #expect(throws: ServiceError.self) { try await signup("net5", from: "2001:db8:7:7:ffff::9") }
+        #expect(refused?.kind == .rateLimited && (refused?.retryAfter ?? 0) > 0 && (refused?.retryAfter ?? 0) <= 3600)
+        #expect(try await s.store.tenant(slug: "net5") == nil)
+        #expect(env.sent.withLockedValue { $0.filter { $0.to == "owner@net5.example" }.isEmpty })
+        // Another network, and the operator (no address), are not held back.
+        try await signup("other0", from: "2001:db8:7:8::1")
+        try await signup("operator0", from: nil)
+        // Refused input is not counted.
+        for i in 0..<6 {
+            _ = await #expect(throws: ServiceError.self) {
+                _ = try await s.signup(SignupRequest(email: "x@y.example", password: "weak", name: "N", slug: "bad\(i)", plan: "family"),
+                                       caller: Caller(user: nil, ip: "192.0.2.50"))
+            }
+        }
+        try await signup("v4net", from: "192.0.2.50")
+        // An hour on, the network may sign up again.
+        env.advance(3601)
+        try await signup("net5", from: "2001:db8:7:7::1")
+        await env.close()
+    }
+
+    @Test(arguments: TestDatabases.all)
     func loginIsRateLimited(_ database: String) async throws {
         let env = try await TestEnvironment(database)
         _ = try await env.owner(slug: "brute")

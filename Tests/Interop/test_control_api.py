@@ -16,10 +16,13 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
-from helpers_control import API, ROOT, control_plane, signup_tenant, staff_api, strong_password  # noqa: F401
+from helpers_control import (  # noqa: F401 - control_plane is a fixture
+    API, ROOT, Panel, control_plane, signup_tenant, staff_api, start_control_plane, stop_control_plane, strong_password,
+)
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "30"))
 MAX_TIME = int(os.environ.get("SCHEMATHESIS_MAX_TIME", "300"))
@@ -146,6 +149,40 @@ def test_tokens_are_listed_and_revoked_by_their_owner(control_plane):
     assert t.api.get("/api/v1/me").status_code == 401
     log = staff_api(control_plane).get(f"/api/v1/staff/audit?tenant={t.id}&action=token.revoke").json()
     assert sorted(e["target"] for e in log) == sorted([other, in_use]), log
+
+
+def test_signups_from_one_address_are_limited():
+    """A control plane of its own with the default limit (5 an hour per
+    address): the sixth sign-up from 127.0.0.1 is refused with 429 and
+    Retry-After, in the API and the form, and sends no mail; invalid
+    sign-ups are not counted."""
+    tmp = tempfile.mkdtemp(prefix="postcell-e2e-")
+    os.chmod(tmp, 0o711)
+    cp = start_control_plane(tmp, "sqlite", demo=False)
+    try:
+        api = API(cp)
+
+        def signup(slug):
+            return api.post("/api/v1/signup", {"email": f"owner@{slug}.example", "password": strong_password(),
+                                               "name": "Limited", "slug": slug, "plan": "family-mini"})
+        for i in range(5):
+            assert signup(f"limited{i}").status_code == 201
+            assert api.post("/api/v1/signup", {"email": "not an address", "password": "x", "name": "n", "slug": f"bad{i}",
+                                               "plan": "family-mini"}).status_code == 422
+        r = signup("limited5")
+        assert r.status_code == 429, r.text
+        assert 1 <= int(r.headers["Retry-After"]) <= 3600 and "sign-ups" in r.json()["error"]
+        r = Panel(cp).signup("owner@limited6.example", strong_password(), "limited6")
+        assert r.status_code == 429 and "Too many sign-ups" in r.text and 1 <= int(r.headers["Retry-After"]) <= 3600
+        sent = " ".join(p.read_text(errors="replace") for p in (cp.state / "outbox").glob("*.eml"))
+        assert "owner@limited4.example" in sent
+        assert "owner@limited5.example" not in sent and "owner@limited6.example" not in sent
+        assert api.get("/api/v1/plans").status_code == 200
+    finally:
+        try:
+            stop_control_plane(cp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_owner_cannot_reach_another_tenant(control_plane, tokens):

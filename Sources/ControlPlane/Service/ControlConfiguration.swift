@@ -27,6 +27,10 @@ public struct ControlConfiguration: Sendable {
     /// Mail to customers is written to `STATE/outbox/` (one `.eml` file per
     /// message) and, when this is set (`HOST:PORT`), sent through that relay.
     public var smtpRelay: String?
+    /// Sign-ups from one client address (IPv6 by /64) per hour; each sends a
+    /// verification mail, so the form must not become a way to mail
+    /// strangers. 0: no limit. Operator sign-ups (no address) are not counted.
+    public var signupsPerHour: Int = 5
     /// Sessions last this long without a new login.
     public var sessionSeconds: Int64 = 12 * 3600
     /// `bubblewrap` (needs root, bwrap and setpriv), `none`, or anything

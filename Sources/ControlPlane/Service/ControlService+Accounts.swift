@@ -64,18 +64,24 @@ extension ControlService {
         }
         guard fields.isEmpty, let plan else { throw ServiceError.invalid(fields) }
 
+        // Counted before the (slow) password hash, given back if the sign-up fails.
+        let reservation = verified ? nil : try reserveSignup(caller)
         let tenant = Tenant(id: Identifier.make("t-"), slug: slug, name: name, planID: plan.id, status: .pending, statusReason: nil, createdAt: now)
-        let owner = PanelUser(id: Identifier.make("u-"), tenantID: tenant.id, email: email, passwordHash: try await hashPassword(r.password),
-                              role: .owner, emailVerified: false, totpSecret: nil, totpEnabled: false, totpLastStep: 0, disabled: false)
         let token = SessionToken.generate().value
         do {
+            let owner = PanelUser(id: Identifier.make("u-"), tenantID: tenant.id, email: email, passwordHash: try await hashPassword(r.password),
+                                  role: .owner, emailVerified: false, totpSecret: nil, totpEnabled: false, totpLastStep: 0, disabled: false)
             try await store.db.transaction { [store, now] tx in
                 try await store.insertTenant(tenant, on: tx)
                 try await store.insertUser(owner, now: now, on: tx)
                 try await store.insertVerification(tokenHash: SessionToken.storageHash(of: token), user: owner.id, expires: now + 48 * 3600, on: tx)
             }
         } catch let e as SQLError where e.isConstraintViolation {
+            releaseSignup(reservation)
             throw ServiceError.invalid(["slug": "This name or address is taken."])
+        } catch {
+            releaseSignup(reservation)
+            throw error
         }
         try await audit(caller, "tenant.signup", tenant: tenant.id, target: email, detail: "plan=\(plan.id)")
         if verified { return tenant }

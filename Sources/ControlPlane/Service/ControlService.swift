@@ -26,6 +26,8 @@ public final class ControlService: Sendable {
     let logger: Logger
     let mailer: Mailer
     let throttle: NIOLockedValueBox<LoginThrottle>
+    /// Recent sign-up times per client address (config.signupsPerHour).
+    let signups = NIOLockedValueBox<[String: [Date]]>([:])
     let policy: PasswordPolicy
     /// Seals TOTP keys in the database (the key file is STATE/keys/secrets.key).
     let secrets: SecretBox
@@ -132,6 +134,34 @@ public final class ControlService: Sendable {
         /// factor gave the password again. Earlier failures, such as wrong
         /// codes from someone else, still count.
         case takeBack
+    }
+
+    /// Counts a sign-up from the caller's address, or refuses it when the
+    /// address made `signupsPerHour` within the hour. Callers without an
+    /// address (the operator's CLI) are not counted.
+    func reserveSignup(_ caller: Caller) throws -> (key: String, at: Date)? {
+        guard config.signupsPerHour > 0, caller.ip != nil else { return nil }
+        let key = ControlService.throttleAddress(caller.ip), t = clock(), limit = config.signupsPerHour
+        let wait = signups.withLockedValue { m -> Int? in
+            if m.count > 10_000 { m = m.filter { $0.value.contains { t.timeIntervalSince($0) < 3600 } } }
+            let recent = (m[key] ?? []).filter { t.timeIntervalSince($0) < 3600 }
+            if recent.count >= limit {
+                m[key] = recent
+                return max(1, Int(recent[recent.count - limit].addingTimeInterval(3600).timeIntervalSince(t).rounded(.up)))
+            }
+            m[key] = recent + [t]
+            return nil
+        }
+        if let wait { throw ServiceError(.rateLimited, "Too many sign-ups from your network. Please try again later.", retryAfter: wait) }
+        return (key, t)
+    }
+
+    /// A counted sign-up that did not happen after all (the name was taken).
+    func releaseSignup(_ reservation: (key: String, at: Date)?) {
+        guard let reservation else { return }
+        signups.withLockedValue { m in
+            if let i = m[reservation.key]?.lastIndex(of: reservation.at) { m[reservation.key]?.remove(at: i) }
+        }
     }
 
     /// The reserved attempt succeeded: taken back from the address, and

@@ -48,7 +48,9 @@ public struct Views: Sendable {
             c["hasErrorList"] = !error.fields.isEmpty
         }
         let status: HTTPResponse.Status = error.map { HTTPResponse.Status(code: $0.httpStatus == 422 ? 422 : $0.httpStatus) } ?? .ok
-        return page(name, c, status: status, ctx: ctx)
+        var response = page(name, c, status: status, ctx: ctx)
+        if let after = error?.retryAfter { response.headers[.retryAfter] = String(after) }
+        return response
     }
 }
 
