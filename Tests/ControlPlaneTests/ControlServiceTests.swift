@@ -259,6 +259,8 @@ import PanelSecurity
         #expect(try await s.session(id: session.id) == nil)
         #expect(try await s.login(email: "owner@lostphone.example", password: TestEnvironment.strong, caller: .system()).secondFactorPending == false)
         #expect(await kind(of: { try await s.turnOffSecondFactor(tenant: tid, owner: "owner@lostphone.example", reason: "again", caller: admin) }) == .conflict)
+        // The owner is told.
+        #expect(env.sent.withLockedValue { $0.filter { $0.to == "owner@lostphone.example" && $0.subject.contains("Two-factor authentication was turned off") }.count } == 1)
         let log = try await s.auditLog(tenant: tid, action: "owner.totp.off", page: 0, caller: support)
         #expect(log.count == 1 && log[0].detail == "called from the number on file, knew the invoice" && log[0].actorEmail == "root@postcell.test")
         await env.close()
@@ -291,6 +293,8 @@ import PanelSecurity
         #expect(ControlService.throttleAddress("2001:db8:1:2:bbbb::7") == "2001:db8:1:2::/64")
         #expect(ControlService.throttleAddress("2001:db8::1") == "2001:db8:0:0::/64")
         #expect(ControlService.throttleAddress("192.0.2.1") == "192.0.2.1")
+        #expect(ControlService.throttleAddress("::ffff:192.0.2.1") == "192.0.2.1")
+        #expect(ControlService.throttleAddress("::FFFF:198.51.100.7") == "198.51.100.7")
         await env.close()
     }
 

@@ -21,7 +21,7 @@ import tempfile
 import pytest
 
 from helpers_control import (  # noqa: F401 - control_plane is a fixture
-    API, ROOT, Panel, control_plane, signup_tenant, staff_api, start_control_plane, stop_control_plane, strong_password,
+    API, ROOT, Panel, control_plane, csrf_of, signup_tenant, staff_api, start_control_plane, stop_control_plane, strong_password,
 )
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "30"))
@@ -104,6 +104,21 @@ def test_no_token_is_401(control_plane):
     assert api.get("/api/v1/me", token="pc_" + "A" * 43).status_code == 401
     r = api.get("/api/v1/me", headers={"Cookie": "__Host-postcell=" + "A" * 43})
     assert r.status_code == 401
+
+
+def test_a_token_does_not_drive_the_panels(control_plane, tokens):
+    """Bearer tokens are for /api/v1 only: with one, the panels act as if
+    nobody were logged in (a stolen token cannot enrol its own TOTP)."""
+    token = tokens["owner"].api.token
+    p = Panel(control_plane)
+    headers = {"Authorization": "Bearer " + token}
+    r = p.get("/panel", headers=headers, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["Location"] == "/login", (r.status_code, r.headers.get("Location"))
+    page = p.get("/login")
+    r = p.post("/account/totp/begin", {"csrf": csrf_of(page.text)}, headers=headers, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["Location"] == "/login", r.status_code
+    me = tokens["owner"].api.get("/api/v1/me").json()
+    assert me["totp"] is False
 
 
 def test_owner_on_staff_routes_is_403(control_plane, tokens):

@@ -312,6 +312,9 @@ def test_admin_turns_off_a_lost_second_factor(control_plane, staff):
     r = again.login(t.email, t.password)
     assert r.status_code == 303 and r.headers["Location"] == "/panel", r.headers.get("Location")
     assert 'id="totp-off-form"' not in admin.get(f"/staff/tenants/{t.id}").text
+    told = [p for p in (control_plane.state / "outbox").glob("*.eml")
+            if t.email in p.read_text(errors="replace") and "Two-factor authentication was turned off" in p.read_text(errors="replace")]
+    assert len(told) == 1, "the owner is mailed about it"
     log = staff.get(f"/api/v1/staff/audit?tenant={t.id}&action=owner.totp.off").json()
     assert [e["detail"] for e in log] == ["called back on the number on file"], log
     # The API: nothing left to turn off.

@@ -54,7 +54,7 @@ extension ControlService {
         let name = r.name.trimmingCharacters(in: .whitespacesAndNewlines)
         if name.isEmpty { fields["name"] = "Enter a name for the account." }
         else if case .bad(let m) = Validation.displayName(name) { fields["name"] = m }
-        let plan = try await store.plan(r.plan)
+        let plan = try await store.activePlan(r.plan)
         if plan == nil { fields["plan"] = "Choose one of the plans." }
         let verdict = checkPassword(r.password, user: email)
         if !verdict.accepted { fields["password"] = verdict.messages.first ?? "Choose a stronger password." }
@@ -239,7 +239,8 @@ extension ControlService {
         let hash = SessionToken.storageHash(of: apiToken), t = now
         guard let found = try await store.apiTokenUser(hash: hash, now: t) else { return nil }
         // The last use is kept to the minute: one write a minute per busy token.
-        if (found.lastUsedAt ?? 0) < t - 60 { try await store.touchAPIToken(hash: hash, now: t) }
+        // A failed note of the last use does not fail the request.
+        if (found.lastUsedAt ?? 0) < t - 60 { try? await store.touchAPIToken(hash: hash, now: t) }
         return try await store.user(id: found.user).flatMap { $0.disabled ? nil : $0 }
     }
 
@@ -283,8 +284,12 @@ extension ControlService {
     /// A user's TOTP key, opened from its sealed form; nil when there is
     /// none or it does not open (the key file was replaced).
     func totpKey(_ u: PanelUser) -> (text: String, bytes: [UInt8])? {
-        guard let stored = u.totpSecret, let text = secrets.open(stored, context: Self.totpContext(u.id)),
-              let bytes = Base32.decode(text) else { return nil }
+        guard let stored = u.totpSecret else { return nil }
+        guard let text = secrets.open(stored, context: Self.totpContext(u.id)), let bytes = Base32.decode(text) else {
+            // Not the user's mistake: the key file does not match the database.
+            logger.error("a TOTP key does not open with STATE/keys/secrets.key (was the key file replaced?); user \(u.id)")
+            return nil
+        }
         return (text, bytes)
     }
 

@@ -37,6 +37,10 @@ extension ControlService {
         let updated = try await store.db.transaction { [store, now] tx -> Tenant in
             try await store.lockTenant(t.id, on: tx)
             guard var current = try await store.tenant(t.id, on: tx) else { throw ServiceError(.notFound, "No such account.") }
+            guard current.status == .active || current.status == .suspended else {
+                throw ServiceError(.conflict, "The plan of a \(current.status.rawValue) account cannot be changed.")
+            }
+            if current.planID == plan.id { return current }
             let mailboxes = try await store.mailboxCount(tenant: t.id, on: tx)
             if mailboxes > Int64(plan.mailboxes) {
                 throw ServiceError.invalid(["plan": "\(plan.name) allows \(plan.mailboxes) mailboxes; this account has \(mailboxes). Delete some first."])
@@ -46,11 +50,17 @@ extension ControlService {
                 throw ServiceError.invalid(["plan": "\(plan.name) allows \(plan.domains) domains; this account has \(domains)."])
             }
             try await store.setTenantPlan(t.id, plan: plan.id, now: now, on: tx)
+            try await self.audit(caller, "tenant.plan", tenant: t.id, target: t.slug, detail: "\(current.planID) → \(plan.id)", on: tx)
             current.planID = plan.id
             return current
         }
-        try await audit(caller, "tenant.plan", tenant: t.id, target: t.slug, detail: "\(t.planID) → \(plan.id)")
-        await push(t.id) { admin in try await admin.setCellQuota(bytes: plan.storageBytes) }
+        // The quota of the plan in force when the push runs (under the
+        // tenant's lock), so overlapping changes leave the cell on the last one.
+        let store = self.store
+        await push(t.id) { admin in
+            guard let now = try await store.tenant(t.id), let p = try await store.plan(now.planID) else { return }
+            try await admin.setCellQuota(bytes: p.storageBytes)
+        }
         return updated
     }
 

@@ -90,11 +90,14 @@ extension ControlService {
         let why = String(reason.trimmingCharacters(in: .whitespacesAndNewlines).prefix(500))
         guard !why.isEmpty else { throw ServiceError.invalid(["reason": "Say how the owner was identified, for the audit log."]) }
         guard u.totpEnabled || u.totpSecret != nil else { throw ServiceError(.conflict, "Two-factor authentication is off already.") }
-        try await store.updateUser(u.id, set: "totp_enabled", .bool(false))
-        try await store.updateUser(u.id, set: "totp_secret", .null)
-        try await store.deleteSessions(user: u.id)
-        try await store.deleteAPITokens(user: u.id)
-        try await audit(caller, "owner.totp.off", tenant: id, target: t.slug + " " + u.email, detail: why)
+        try await store.db.transaction { tx in
+            try await tx.execute("UPDATE users SET totp_enabled = 0, totp_secret = NULL WHERE id = ?", [.text(u.id)])
+            try await tx.execute("DELETE FROM sessions WHERE user_id = ?", [.text(u.id)])
+            try await tx.execute("DELETE FROM api_tokens WHERE user_id = ?", [.text(u.id)])
+            try await self.audit(caller, "owner.totp.off", tenant: id, target: t.slug + " " + u.email, detail: why, on: tx)
+        }
+        // The owner hears of it: if they did not ask, someone fooled the provider.
+        try await mailer.send(to: u.email, template: "email/totp-off", context: ["name": t.name, "panel": config.panelURL + "/login"])
     }
 
     public func auditLog(tenant: String?, action: String?, page: Int, caller: Caller) async throws -> [AuditEntry] {

@@ -177,6 +177,13 @@ public final class ControlService: Sendable {
     /// line usually holds a whole /64).
     static func throttleAddress(_ ip: String?) -> String {
         guard let ip, ip.contains(":") else { return ip ?? "?" }
+        // IPv4 clients of a dual-stack listener arrive as ::ffff:a.b.c.d:
+        // each is its own address, not one shared /64.
+        let lower = ip.lowercased()
+        for prefix in ["::ffff:", "0:0:0:0:0:ffff:"] where lower.hasPrefix(prefix) {
+            let v4 = String(lower.dropFirst(prefix.count))
+            if v4.split(separator: ".").count == 4 { return v4 }
+        }
         var groups = ip.components(separatedBy: "::")[0].split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         if ip.components(separatedBy: "::").count > 1 {
             let tail = ip.components(separatedBy: "::")[1].split(separator: ":").map(String.init)

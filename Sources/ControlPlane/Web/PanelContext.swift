@@ -18,10 +18,11 @@ public struct PanelContext: RequestContext {
 
     public var maxUploadSize: Int { 1 << 20 }
 
-    /// The caller for the service layer. A session waiting for its second
-    /// factor is not logged in yet.
+    /// The panels' caller for the service layer: only the session cookie
+    /// counts, never an API token (a stolen token must not drive the
+    /// account pages, such as TOTP enrolment). A session waiting for its
+    /// second factor is not logged in yet.
     public var caller: Caller {
-        if let tokenUser { return Caller(user: tokenUser, ip: remoteIP) }
         if let s = session, !s.secondFactorPending { return Caller(user: s.user, ip: remoteIP) }
         return Caller(user: nil, ip: remoteIP)
     }

@@ -54,7 +54,8 @@ struct SessionMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: PanelContext, next: (Request, PanelContext) async throws -> Response) async throws -> Response {
         var ctx = context
-        if let auth = request.headers[.authorization], auth.lowercased().hasPrefix("bearer ") {
+        // Tokens are for the API only; the panels go by the session cookie.
+        if request.uri.path.hasPrefix("/api/"), let auth = request.headers[.authorization], auth.lowercased().hasPrefix("bearer ") {
             ctx.tokenUser = try await service.user(apiToken: String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces))
         } else if let id = request.cookies[Cookies.session]?.value, !id.isEmpty {
             ctx.session = try await service.session(id: id)
