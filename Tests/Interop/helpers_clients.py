@@ -327,11 +327,12 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = s
 
 
-def unix_http_json(path, method, url, body=None):
-    """One JSON request over the unix socket `path`; (status, decoded JSON or None)."""
+def unix_http_json(path, method, url, body=None, raw=None):
+    """One JSON request over the unix socket `path` (`raw`: bytes sent as
+    they are); (status, decoded JSON or None)."""
     conn = UnixHTTPConnection(str(path))
     try:
-        data = json.dumps(body).encode() if body is not None else None
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         conn.request(method, url, body=data, headers={"Content-Type": "application/json"} if data is not None else {})
         r = conn.getresponse()
         payload = r.read()

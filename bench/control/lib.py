@@ -17,7 +17,6 @@ import ssl
 import string
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 
@@ -65,9 +64,15 @@ def rand_slug(prefix="bx"):
 
 
 def strong_password():
-    # Random, no dictionary words, passes the policy (length, classes).
+    """Random, no dictionary words, passes the policy (length, classes).
+    cracklib refuses more than four neighbouring characters one apart
+    ("ab", "87") as systematic; such draws (about 1 in 100) are drawn again."""
     alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-    return "-".join("".join(random.choice(alphabet) for _ in range(5)) for _ in range(4)) + "#7"
+    while True:
+        pw = "-".join("".join(random.choice(alphabet) for _ in range(5)) for _ in range(4)) + "#7"
+        low = pw.lower()
+        if sum(1 for x, y in zip(low, low[1:]) if abs(ord(x) - ord(y)) == 1) <= 2:
+            return pw
 
 
 class HTTPS:
@@ -313,6 +318,22 @@ def open_cmdline(pid):
             return f.read().decode("utf-8", "replace")
     except (OSError, TypeError):
         return ""
+
+
+def finish(cp, pg, work, keep):
+    """Stops the control plane and PostgreSQL of a bench run; removes the
+    work directory unless `keep`; warns about processes left behind."""
+    if cp:
+        cp.stop()
+    if pg:
+        pg.stop()
+    left = pids_with(work)
+    if keep:
+        log("work directory kept: %s" % work)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    if left:
+        log("WARNING: processes left: %s" % left)
 
 
 def pids_with(text):

@@ -278,17 +278,7 @@ def main():
                 times = re.findall(r"Run Time: real ([\d.]+)", timing)
                 explain.append("SQLite, q=%s: EXPLAIN QUERY PLAN\n%s  run time (sqlite3 CLI, 3 runs): %s s" % (q, plan, ", ".join(times)))
     finally:
-        if cp:
-            cp.stop()
-        if pg:
-            pg.stop()
-        left = lib.pids_with(work)
-        if a.keep or not ok:
-            lib.log("work directory kept: %s" % work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-        if left:
-            lib.log("WARNING: processes left: %s" % left)
+        lib.finish(cp, pg, work, a.keep or not ok)
 
     lines = ["Postcell panel/API load bench — %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
              lib.machine_line(), lib.build_line(),

@@ -27,7 +27,6 @@ import argparse
 import imaplib
 import json
 import os
-import shutil
 import smtplib
 import socket
 import ssl
@@ -226,17 +225,7 @@ def main():
         m1 = lib.machine_ticks()
         busy_during = 1 - (m1[1] - m0[1]) / max(1, m1[0] - m0[0])
     finally:
-        if cp:
-            cp.stop()
-        if pg:
-            pg.stop()
-        left = lib.pids_with(work)
-        if a.keep or failures:
-            lib.log("work directory kept: %s" % work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-        if left:
-            lib.log("WARNING: processes left: %s" % left)
+        lib.finish(cp, pg, work, a.keep or failures)
 
     lines = ["Postcell signup -> first message bench — %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
              lib.machine_line(), lib.build_line(),
